@@ -1,0 +1,5 @@
+"""Network specs (MLP, CNN, ResNet) and their JAX / torch implementations."""
+
+from .spec import CNN, MLP, SYMMETRIES, NetSpec, ResNet, spec_from_dict, spec_from_json
+
+__all__ = ["MLP", "CNN", "ResNet", "NetSpec", "SYMMETRIES", "spec_from_dict", "spec_from_json"]

@@ -1,0 +1,516 @@
+"""Network specs: MLP, CNN and ResNet, each standard, W-Asym or sigma-Asym.
+
+A spec is a frozen, JSON-serialisable description. Everything else derives from it:
+``spec.graph()`` (the layer graph), ``spec.constants()`` (masks, fixed values, FiGLU matrices),
+``spec.layout()`` (the free parameters), and the JAX / torch ``apply`` functions.
+
+>>> import bnn_asym
+>>> net = bnn_asym.MLP(in_features=4, hidden=(16, 16), out_features=3, symmetry="w_asym", seed=0)
+>>> params = net.init(seed=1)
+>>> net.apply_jax(params, np.zeros((2, 4), np.float32)).shape
+(2, 3)
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import asdict, dataclass, fields
+from functools import cached_property
+from typing import ClassVar
+
+import numpy as np
+
+from . import constants as C
+from .graph import Act, AvgPool2, Conv, Dense, Flatten, GlobalAvgPool, Norm, Residual, weight_layers
+from .layout import Layout
+
+SYMMETRIES = ("standard", "w_asym", "sigma_asym")
+NORMS = ("none", "layer", "group")
+MASK_KINDS = ("entry", "filter")
+SPEC_FORMAT_VERSION = 1
+
+
+def _check_choice(param: str, value, options) -> None:
+    if value not in options:
+        raise ValueError(f"{param}={value!r} is not valid; accepted: {', '.join(map(repr, options))}")
+
+
+def _check_positive_ints(param: str, values) -> tuple[int, ...]:
+    values = tuple(values)
+    for i, v in enumerate(values):
+        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
+            raise ValueError(f"{param}[{i}]={v!r} is not valid; accepted: integers >= 1")
+    return tuple(int(v) for v in values)
+
+
+def _check_positive_int(param: str, value) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
+        raise ValueError(f"{param}={value!r} is not valid; accepted: an integer >= 1")
+    return int(value)
+
+
+def _as_tuple(value):
+    return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+class _GraphBuilder:
+    """Creates graph nodes, numbering them and resolving each W-Asym layer's n_fix and kappa."""
+
+    def __init__(self, spec: "NetSpec", resolve: bool = True):
+        self.spec = spec
+        self.asym_w = resolve and spec.symmetry == "w_asym"
+        self.sigma = spec.symmetry == "sigma_asym"
+        self.n_weight_layers = 0
+        self.next_index = 0
+
+    def _index(self) -> int:
+        self.next_index += 1
+        return self.next_index - 1
+
+    @staticmethod
+    def _per_layer(value, layer_i: int):
+        return value[layer_i] if isinstance(value, tuple) else value
+
+    def _resolve_fix(self, name: str, units: int, rows: int, unit_word: str) -> tuple[int, float]:
+        i = self.n_weight_layers
+        self.n_weight_layers += 1
+        if not self.asym_w:
+            return 0, 0.0
+        n_fix = self._per_layer(self.spec.n_fix, i)
+        kappa = self._per_layer(self.spec.kappa, i)
+        if n_fix is None:
+            n_fix = C.default_n_fix(units, rows)
+        if not isinstance(n_fix, (int, np.integer)) or isinstance(n_fix, bool) or not 0 <= n_fix < units:
+            raise ValueError(
+                f"n_fix={n_fix!r} for layer {name!r} (layer {i}) is out of range: it has {units} {unit_word} per row; "
+                f"accepted: 0 <= n_fix < {units}"
+            )
+        kappa = C.DEFAULT_KAPPA if kappa is None else kappa
+        if not isinstance(kappa, (int, float, np.floating)) or not np.isfinite(kappa) or kappa < 0:
+            raise ValueError(f"kappa={kappa!r} for layer {name!r} is not valid; accepted: a finite number >= 0")
+        return int(n_fix), float(kappa)
+
+    def dense(self, name: str, d_in: int, d_out: int) -> Dense:
+        n_fix, kappa = self._resolve_fix(name, d_in, d_out, "inputs")
+        return Dense(name, d_in, d_out, n_fix, kappa, self._index())
+
+    def conv(self, name: str, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> Conv:
+        filter_mode = self.spec.mask_kind == "filter" and c_in > 1
+        units = c_in if filter_mode else c_in * kernel * kernel
+        n_fix, kappa = self._resolve_fix(name, units, c_out, "filters" if filter_mode else "entries")
+        mask_kind = "filter" if filter_mode else "entry"
+        return Conv(name, c_in, c_out, kernel, stride, padding, n_fix, kappa, mask_kind, self._index())
+
+    def norm(self, name: str, features: int) -> list:
+        kind = self.spec.norm
+        if kind == "none":
+            return []
+        groups = getattr(self.spec, "groups", 1) if kind == "group" else 1
+        if features % groups:
+            raise ValueError(
+                f"groups={groups} does not divide the {features} channels of layer {name!r}; "
+                "accepted: a divisor of every layer's channel count"
+            )
+        return [Norm(name, "group" if kind == "group" else "layer", features, groups)]
+
+    def act(self, name: str, features: int) -> Act:
+        if self.sigma:
+            return Act(name, "figlu", features, self._index(), float(self.spec.figlu_scale))
+        return Act(name, "relu", features)
+
+
+@dataclass(frozen=True)
+class NetSpec:
+    """Shared behaviour of all network specs (not instantiated directly)."""
+
+    family: ClassVar[str] = ""
+
+    # ----- derived structure -------------------------------------------------------------------
+    def _validate_common(self) -> None:
+        _check_choice("symmetry", self.symmetry, SYMMETRIES)
+        _check_choice("norm", self.norm, NORMS)
+        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
+            raise ValueError(f"seed={self.seed!r} is not valid; accepted: an integer >= 0")
+        if not np.isfinite(self.figlu_scale) or self.figlu_scale <= 0:
+            raise ValueError(f"figlu_scale={self.figlu_scale!r} is not valid; accepted: a finite number > 0")
+        for param in ("n_fix", "kappa"):
+            value = _as_tuple(getattr(self, param))
+            object.__setattr__(self, param, value)
+            if isinstance(value, tuple) and len(value) != self.num_weight_layers():
+                raise ValueError(
+                    f"{param} has {len(value)} entries; accepted: one value, or exactly one per weight layer "
+                    f"({self.num_weight_layers()} for this {self.family})"
+                )
+        self.graph()  # resolves and validates every per-layer setting now, not at first use
+
+    def num_weight_layers(self) -> int:
+        """Number of Dense/Conv layers: the length a per-layer n_fix or kappa tuple must have."""
+        return len(weight_layers(self._build(_GraphBuilder(self, resolve=False))))
+
+    def graph(self) -> tuple:
+        cached = self.__dict__.get("_graph")
+        if cached is None:
+            cached = tuple(self._build(_GraphBuilder(self)))
+            object.__setattr__(self, "_graph", cached)
+        return cached
+
+    def _build(self, b: _GraphBuilder) -> list:
+        raise NotImplementedError
+
+    def weight_layers(self) -> list:
+        return weight_layers(self.graph())
+
+    def constants(self) -> dict[str, np.ndarray]:
+        """Masks (as fixed positions), fixed values and FiGLU matrices, keyed ``"<layer>.<what>"``."""
+        cached = self.__dict__.get("_constants")
+        if cached is None:
+            cached = C.build_constants(self.seed, self.graph())
+            object.__setattr__(self, "_constants", cached)
+        return cached
+
+    def constants_digest(self) -> str:
+        return C.digest(self.constants())
+
+    @cached_property
+    def layout(self) -> Layout:
+        return Layout.from_graph(self.graph())
+
+    @property
+    def num_free_params(self) -> int:
+        return self.layout.size
+
+    def init(self, seed: int = 0, dtype="float32") -> dict[str, np.ndarray]:
+        """Kaiming-normal free weights (std sqrt(2 / full fan-in)), zero biases, unit norm scales."""
+        return self.layout.init(seed, dtype)
+
+    # ----- backends --------------------------------------------------------------------------------
+    def apply_jax(self, params, x):
+        from .jax import apply
+
+        return apply(self, params, x)
+
+    def apply_torch(self, params, x):
+        from .torch import apply
+
+        return apply(self, params, x)
+
+    def torch_module(self, seed: int = 0, dtype=None):
+        from .torch import TorchNet
+
+        return TorchNet(self, seed=seed, dtype=dtype)
+
+    # ----- serialisation ---------------------------------------------------------------------------
+    def to_dict(self, with_constants: bool = False) -> dict:
+        d = {"family": self.family, "format_version": SPEC_FORMAT_VERSION}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            d[f.name] = list(v) if isinstance(v, tuple) else v
+        d["constants_digest"] = self.constants_digest()
+        if with_constants:
+            d["constants"] = {k: _encode_array(v) for k, v in self.constants().items()}
+        return d
+
+    def to_json(self, with_constants: bool = False) -> str:
+        return json.dumps(self.to_dict(with_constants), indent=1)
+
+    def describe(self) -> str:
+        """One line per weight layer: shape, fixed entries per row, kappa, free parameters."""
+        lines = [f"{self.family} ({self.symmetry}), {self.num_free_params:,} free parameters"]
+        for layer in self.weight_layers():
+            free = self.layout[f"{layer.name}.weight"].size
+            fixed = f"fixed/row={layer.fixed_per_row:<5} kappa={layer.kappa:<5g}" if layer.n_fix else "standard" + " " * 19
+            lines.append(f"  {layer.name:<14} {str(layer.weight_shape):<18} {fixed} free={free:,}")
+        return "\n".join(lines)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        return f"{type(self).__name__}({args})"
+
+
+def _encode_array(a: np.ndarray) -> dict:
+    a = np.ascontiguousarray(a)
+    return {"dtype": str(a.dtype), "shape": list(a.shape), "data": base64.b64encode(a.tobytes()).decode()}
+
+
+def _decode_array(d: dict) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(d["data"]), dtype=d["dtype"]).reshape(d["shape"]).copy()
+
+
+def spec_from_dict(d: dict, constants: dict | None = None) -> NetSpec:
+    """Rebuild a spec from ``to_dict`` output; verifies (or restores) its constants.
+
+    Constants are regenerated from the seed and compared with the saved digest. If they differ (a
+    different numpy RNG, say), saved constants -- embedded in ``d`` or passed in -- are used instead;
+    with none available a ValueError says so rather than silently changing the network.
+    """
+    if not isinstance(d, dict) or d.get("family") not in FAMILIES:
+        raise ValueError(f"not a bnn_asym network spec (family={d.get('family') if isinstance(d, dict) else d!r}); "
+                         f"accepted families: {', '.join(FAMILIES)}")
+    cls = FAMILIES[d["family"]]
+    names = {f.name for f in fields(cls)}
+    unknown = set(d) - names - {"family", "format_version", "constants_digest", "constants"}
+    if unknown:
+        raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; accepted: {sorted(names)}")
+    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+    spec = cls(**kwargs)
+    if constants is None and "constants" in d:
+        constants = {k: _decode_array(v) for k, v in d["constants"].items()}
+    saved_digest = d.get("constants_digest")
+    if saved_digest is not None and spec.constants_digest() != saved_digest:
+        if constants is None or C.digest(constants) != saved_digest:
+            raise ValueError(
+                "the constants regenerated from this spec's seed differ from the ones it was saved with "
+                "(numpy's random generator changed?); load it together with its saved constants"
+            )
+        object.__setattr__(spec, "_constants", {k: np.asarray(v) for k, v in constants.items()})
+    return spec
+
+
+def spec_from_json(text: str, constants: dict | None = None) -> NetSpec:
+    return spec_from_dict(json.loads(text), constants)
+
+
+# ----------------------------------------------------------------------------------------------------
+@dataclass(frozen=True, repr=False)
+class MLP(NetSpec):
+    """Fully connected network: ``[Linear -> Norm? -> activation] x len(hidden) -> Linear``.
+
+    symmetry: "standard" (ReLU), "w_asym" (fixed random entries in every weight, ReLU) or
+    "sigma_asym" (FiGLU activation). n_fix / kappa: one value or one per weight layer (None: the
+    default rule, ~1/32 of each row fixed at kappa 0.5). Layers with fan-in 1 cannot be W-Asym and
+    stay standard under the default rule.
+    """
+
+    in_features: int
+    hidden: tuple = (64, 64)
+    out_features: int = 1
+    symmetry: str = "standard"
+    norm: str = "none"
+    n_fix: object = None
+    kappa: object = None
+    figlu_scale: float = 1.0
+    seed: int = 0
+
+    family: ClassVar[str] = "MLP"
+
+    def __init__(self, in_features: int, hidden=(64, 64), out_features: int = 1, symmetry: str = "standard",
+                 norm: str = "none", n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0):
+        object.__setattr__(self, "in_features", _check_positive_int("in_features", in_features))
+        object.__setattr__(self, "hidden", _check_positive_ints("hidden", _as_tuple(hidden)))
+        object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
+        for k, v in dict(symmetry=symmetry, norm=norm, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
+                         seed=seed).items():
+            object.__setattr__(self, k, v)
+        self._validate_common()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        return (self.in_features,)
+
+    def _build(self, b):
+        nodes, d = [], self.in_features
+        for i, width in enumerate(self.hidden):
+            nodes.append(b.dense(f"fc{i}", d, width))
+            nodes += b.norm(f"fc{i}_norm", width)
+            nodes.append(b.act(f"fc{i}_act", width))
+            d = width
+        nodes.append(b.dense("out", d, self.out_features))
+        return nodes
+
+    @classmethod
+    def paper_lmc(cls, symmetry: str = "w_asym", seed: int = 0) -> "MLP":
+        """The paper's LMC MLP: 784-512-512-512-10 with LayerNorm, n_fix 64/64/64/256, kappa 1/1/0.5/0.25."""
+        return cls(784, (512, 512, 512), 10, symmetry=symmetry, norm="layer", n_fix=(64, 64, 64, 256),
+                   kappa=(1.0, 1.0, 0.5, 0.25), seed=seed)
+
+    @classmethod
+    def paper_bnn(cls, in_features: int, out_features: int, depth: int = 8, symmetry: str = "w_asym",
+                  seed: int = 0) -> "MLP":
+        """The paper's BNN MLP: ``depth`` weight layers of width 256, 8 fixed entries per row, kappa 0.5."""
+        if depth < 2:
+            raise ValueError(f"depth={depth} is not valid; accepted: an integer >= 2 (weight layers)")
+        return cls(in_features, (256,) * (depth - 1), out_features, symmetry=symmetry, n_fix=8, kappa=0.5, seed=seed)
+
+
+@dataclass(frozen=True, repr=False)
+class CNN(NetSpec):
+    """Small conv net for 8x8 or 28x28 images.
+
+    ``[Conv k x k -> Norm? -> activation -> 2x2 avg pool] per entry of channels``, then flatten (or
+    global average pool with ``head="global_avg"``), ``hidden`` dense layers, and a linear output.
+    mask_kind: "entry" fixes n_fix entries of each output channel's c_in x k x k weights; "filter"
+    (the paper's preferred conv variant) fixes n_fix whole k x k filters (layers with a single input
+    channel have one filter per row and fall back to entries).
+    """
+
+    input_shape: tuple = (1, 8, 8)
+    channels: tuple = (16, 32)
+    out_features: int = 10
+    hidden: tuple = ()
+    kernel_size: int = 3
+    head: str = "flatten"
+    symmetry: str = "standard"
+    norm: str = "none"
+    groups: int = 1
+    mask_kind: str = "entry"
+    n_fix: object = None
+    kappa: object = None
+    figlu_scale: float = 1.0
+    seed: int = 0
+
+    family: ClassVar[str] = "CNN"
+
+    def __init__(self, input_shape=(1, 8, 8), channels=(16, 32), out_features: int = 10, hidden=(),
+                 kernel_size: int = 3, head: str = "flatten", symmetry: str = "standard", norm: str = "none",
+                 groups: int = 1, mask_kind: str = "entry", n_fix=None, kappa=None, figlu_scale: float = 1.0,
+                 seed: int = 0):
+        shape = _check_positive_ints("input_shape", _as_tuple(input_shape))
+        if len(shape) != 3:
+            raise ValueError(f"input_shape={input_shape!r} is not valid; accepted: (channels, height, width)")
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "channels", _check_positive_ints("channels", _as_tuple(channels)))
+        if not self.channels:
+            raise ValueError("channels=() is not valid; accepted: at least one conv layer width")
+        object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
+        object.__setattr__(self, "hidden", _check_positive_ints("hidden", _as_tuple(hidden)))
+        k = _check_positive_int("kernel_size", kernel_size)
+        if k % 2 == 0:
+            raise ValueError(f"kernel_size={k} is not valid; accepted: an odd integer >= 1")
+        object.__setattr__(self, "kernel_size", k)
+        _check_choice("head", head, ("flatten", "global_avg"))
+        _check_choice("mask_kind", mask_kind, MASK_KINDS)
+        for name, v in dict(head=head, symmetry=symmetry, norm=norm, groups=_check_positive_int("groups", groups),
+                            mask_kind=mask_kind, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
+                            seed=seed).items():
+            object.__setattr__(self, name, v)
+        c, h, w = shape
+        for _ in self.channels:
+            h, w = h // 2, w // 2
+        if h < 1 or w < 1:
+            raise ValueError(
+                f"input_shape={shape} is too small for {len(self.channels)} conv blocks (each halves height and "
+                "width); accepted: fewer channels entries or larger images"
+            )
+        self._validate_common()
+
+
+    def _build(self, b):
+        nodes = []
+        c, h, w = self.input_shape
+        k = self.kernel_size
+        for i, width in enumerate(self.channels):
+            nodes.append(b.conv(f"conv{i}", c, width, k, 1, k // 2))
+            nodes += b.norm(f"conv{i}_norm", width)
+            nodes.append(b.act(f"conv{i}_act", width))
+            nodes.append(AvgPool2())
+            c, h, w = width, h // 2, w // 2
+        if self.head == "flatten":
+            nodes.append(Flatten(c, h * w))
+            d = c * h * w
+        else:
+            nodes.append(GlobalAvgPool())
+            d = c
+        for j, width in enumerate(self.hidden):
+            nodes.append(b.dense(f"fc{j}", d, width))
+            # Dense layers after the conv trunk use LayerNorm whenever the trunk is normalised.
+            nodes += [Norm(f"fc{j}_norm", "layer", width)] if self.norm != "none" else []
+            nodes.append(b.act(f"fc{j}_act", width))
+            d = width
+        nodes.append(b.dense("out", d, self.out_features))
+        return nodes
+
+
+@dataclass(frozen=True, repr=False)
+class ResNet(NetSpec):
+    """ResNet-20 style network (depth = 6n + 2): a 3x3 stem, three stages of n basic blocks with
+    16w / 32w / 64w channels (stride 2 at the start of stages 2 and 3, with a 1x1 conv + norm
+    shortcut), global average pooling and a linear head. ``width`` is the multiplier w;
+    norm="group" (GroupNorm with ``groups`` groups) or "layer" (one group: LayerNorm over C, H, W).
+    """
+
+    input_shape: tuple = (3, 32, 32)
+    out_features: int = 10
+    depth: int = 20
+    width: float = 1.0
+    symmetry: str = "standard"
+    norm: str = "group"
+    groups: int = 4
+    mask_kind: str = "entry"
+    n_fix: object = None
+    kappa: object = None
+    figlu_scale: float = 1.0
+    seed: int = 0
+
+    family: ClassVar[str] = "ResNet"
+
+    def __init__(self, input_shape=(3, 32, 32), out_features: int = 10, depth: int = 20, width: float = 1.0,
+                 symmetry: str = "standard", norm: str = "group", groups: int = 4, mask_kind: str = "entry",
+                 n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0):
+        shape = _check_positive_ints("input_shape", _as_tuple(input_shape))
+        if len(shape) != 3:
+            raise ValueError(f"input_shape={input_shape!r} is not valid; accepted: (channels, height, width)")
+        object.__setattr__(self, "input_shape", shape)
+        object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
+        if not isinstance(depth, (int, np.integer)) or depth < 8 or (depth - 2) % 6:
+            raise ValueError(f"depth={depth!r} is not valid; accepted: 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110)")
+        object.__setattr__(self, "depth", int(depth))
+        if not isinstance(width, (int, float)) or not np.isfinite(width) or round(16 * width) < 1:
+            raise ValueError(f"width={width!r} is not valid; accepted: a multiplier with round(16 * width) >= 1")
+        object.__setattr__(self, "width", float(width))
+        _check_choice("mask_kind", mask_kind, MASK_KINDS)
+        if norm == "none":
+            raise ValueError("norm='none' is not valid for ResNet; accepted: 'group', 'layer'")
+        for name, v in dict(symmetry=symmetry, norm=norm, groups=_check_positive_int("groups", groups),
+                            mask_kind=mask_kind, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
+                            seed=seed).items():
+            object.__setattr__(self, name, v)
+        self._validate_common()
+
+    @property
+    def stage_channels(self) -> tuple[int, int, int]:
+        return tuple(max(1, round(c * self.width)) for c in (16, 32, 64))
+
+    def _build(self, b):
+        n_blocks = (self.depth - 2) // 6
+        chans = self.stage_channels
+        c_in = self.input_shape[0]
+        nodes = [b.conv("stem", c_in, chans[0], 3, 1, 1), *b.norm("stem_norm", chans[0]), b.act("stem_act", chans[0])]
+        c = chans[0]
+        for s, c_out in enumerate(chans, start=1):
+            for i in range(n_blocks):
+                stride = 2 if (s > 1 and i == 0) else 1
+                p = f"s{s}b{i}"
+                main = (b.conv(f"{p}_conv1", c, c_out, 3, stride, 1), *b.norm(f"{p}_norm1", c_out),
+                        b.act(f"{p}_act1", c_out),
+                        b.conv(f"{p}_conv2", c_out, c_out, 3, 1, 1), *b.norm(f"{p}_norm2", c_out))
+                shortcut = ()
+                if stride != 1 or c != c_out:
+                    shortcut = (b.conv(f"{p}_skip", c, c_out, 1, stride, 0), *b.norm(f"{p}_skip_norm", c_out))
+                nodes.append(Residual(p, main, shortcut))
+                nodes.append(b.act(f"{p}_act2", c_out))
+                c = c_out
+        nodes += [GlobalAvgPool(), b.dense("out", c, self.out_features)]
+        return nodes
+
+    @classmethod
+    def paper_resnet20(cls, symmetry: str = "w_asym", input_shape=(3, 32, 32), out_features: int = 10,
+                       seed: int = 0, **kwargs) -> "ResNet":
+        """ResNet-20 (width 1) with the paper's W-Asym settings: fixed entries per row stem 12, stage
+        convs 36/54/72, 1x1 skips 4/6/8, head 8, kappa 2."""
+        base = cls(input_shape, out_features, 20, 1.0, symmetry="standard", seed=seed, **kwargs)
+        stage_conv, stage_skip = (36, 54, 72), (4, 6, 8)
+        n_fix = []
+        for layer in base.weight_layers():
+            if layer.name == "stem":
+                n_fix.append(12)
+            elif layer.name == "out":
+                n_fix.append(8)
+            else:
+                stage = int(layer.name[1]) - 1
+                n_fix.append(stage_skip[stage] if layer.name.endswith("_skip") else stage_conv[stage])
+        return cls(input_shape, out_features, 20, 1.0, symmetry=symmetry, mask_kind="entry", n_fix=tuple(n_fix),
+                   kappa=2.0, seed=seed, **kwargs)
+
+
+FAMILIES = {"MLP": MLP, "CNN": CNN, "ResNet": ResNet}

@@ -1,0 +1,47 @@
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
+
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import bnn_asym  # noqa: E402
+
+# float64 parity checks need x64; float32 paths pass explicit dtypes.
+jax.config.update("jax_enable_x64", True)
+torch.set_num_threads(1)
+
+SYMMETRIES = ("standard", "w_asym", "sigma_asym")
+
+
+def small_specs(symmetry: str) -> dict:
+    """One small network per family (fast enough for exhaustive checks)."""
+    return {
+        "mlp": bnn_asym.MLP(8, (6, 5), 3, symmetry=symmetry, norm="layer", seed=3),
+        "cnn": bnn_asym.CNN((1, 8, 8), (4, 6), 3, hidden=(5,), norm="group", groups=2, symmetry=symmetry,
+                            mask_kind="filter", seed=3),
+        "resnet": bnn_asym.ResNet((2, 8, 8), 3, depth=8, width=0.25, norm="group", groups=2, symmetry=symmetry, seed=3),
+    }
+
+
+@pytest.fixture(params=[(f, s) for f in ("mlp", "cnn", "resnet") for s in SYMMETRIES], ids=lambda p: f"{p[0]}-{p[1]}")
+def family_symmetry(request):
+    family, symmetry = request.param
+    return small_specs(symmetry)[family]
+
+
+def perturbed_params(spec, seed=0, dtype="float64"):
+    """Init plus noise on every parameter, so biases and norm parameters are not trivially 0/1."""
+    rng = np.random.default_rng(seed)
+    return {k: (v + 0.2 * rng.standard_normal(v.shape)).astype(dtype) for k, v in spec.init(seed, dtype).items()}
+
+
+def inputs_for(spec, n=7, seed=0, dtype="float64"):
+    return np.random.default_rng(seed + 100).standard_normal((n, int(np.prod(spec.input_shape)))).astype(dtype)
+
+
+def torch_params(params):
+    return {k: torch.as_tensor(np.asarray(v)) for k, v in params.items()}
