@@ -10,8 +10,11 @@ import torch  # noqa: E402
 
 import bnn_asym  # noqa: E402
 
+from bnn_asym.jax_setup import enable_compilation_cache  # noqa: E402
+
 # float64 parity checks need x64; float32 paths pass explicit dtypes.
 jax.config.update("jax_enable_x64", True)
+enable_compilation_cache()
 torch.set_num_threads(1)
 
 SYMMETRIES = ("standard", "w_asym", "sigma_asym")

@@ -502,8 +502,8 @@ class ResNet(NetSpec):
         stage_conv, stage_skip = (36, 54, 72), (4, 6, 8)
         n_fix = []
         for layer in base.weight_layers():
-            if layer.name == "stem":
-                n_fix.append(12)
+            if layer.name == "stem":  # 12 of 27 entries for RGB; the same share for other channel counts
+                n_fix.append(min(12, round(12 / 27 * layer.fan_in)))
             elif layer.name == "out":
                 n_fix.append(8)
             else:

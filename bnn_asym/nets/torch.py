@@ -102,7 +102,9 @@ class TorchNet(nn.Module):
         self.free = nn.ParameterDict(
             {_safe(k): nn.Parameter(torch.as_tensor(np.asarray(v)).to(dtype).clone()) for k, v in init.items()}
         )
-        for k, v in prepared_constants(spec).items():
+        consts = prepared_constants(spec)
+        self._constant_names = tuple(consts)
+        for k, v in consts.items():
             self.register_buffer(_safe(k), torch.as_tensor(v))
 
     def params(self) -> dict[str, torch.Tensor]:
@@ -110,7 +112,7 @@ class TorchNet(nn.Module):
         return {p.name: self.free[_safe(p.name)] for p in self.spec.layout}
 
     def constants(self) -> dict[str, torch.Tensor]:
-        return {k: getattr(self, _safe(k)) for k in prepared_constants(self.spec)}
+        return {k: getattr(self, _safe(k)) for k in self._constant_names}
 
     def forward(self, x):
         return forward(self.spec, self.params(), self.constants(), torch.as_tensor(x).to(self.free_dtype), TorchOps)

@@ -122,7 +122,8 @@ def permutation_spec(spec) -> PermutationSpec:
     return ps
 
 
-def _expand(perm: np.ndarray, block: int) -> np.ndarray:
+def expand_permutation(perm: np.ndarray, block: int) -> np.ndarray:
+    """Indices that move blocks of ``block`` consecutive entries as ``perm`` moves units."""
     return (perm[:, None] * block + np.arange(block)[None, :]).ravel()
 
 
@@ -138,7 +139,7 @@ def permute(spec, effective: dict, perms: dict[str, np.ndarray], pspec: Permutat
         value = np.asarray(value)
         for axis, a in enumerate(pspec.axes.get(name, ())):
             if a and a[0] in perms:
-                value = np.take(value, _expand(np.asarray(perms[a[0]]), a[1]), axis=axis)
+                value = np.take(value, expand_permutation(np.asarray(perms[a[0]]), a[1]), axis=axis)
         out[name] = value
     return out
 

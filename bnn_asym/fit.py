@@ -1,0 +1,120 @@
+"""``fit``: any network or BayesianModel, any engine, one Posterior.
+
+>>> import bnn_asym
+>>> from bnn_asym import datasets
+>>> ds = datasets.load("moons", n_samples=200)
+>>> net = bnn_asym.MLP(2, (16, 16), 2, symmetry="w_asym")
+>>> post = bnn_asym.fit(net, ds.X_train, ds.y_train, engine="mfvi", num_steps=300, progress=False)
+>>> post.predict(ds.X_test).shape
+(50, 2)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .inference import ENGINES, FitData, get_engine
+from .jax_setup import enable_compilation_cache
+from .models import BayesianModel, Likelihood, Prior
+from .models.likelihoods import as_likelihood
+from .nets.spec import NetSpec
+from .posterior import Posterior
+
+DEVICES = ("auto", "cpu", "gpu")
+
+
+def _default_likelihood(net: NetSpec, y: np.ndarray) -> Likelihood:
+    n_out = net.weight_layers()[-1].d_out
+    integral = np.issubdtype(y.dtype, np.integer) or bool(np.all(np.equal(np.mod(y, 1), 0)))
+    if n_out >= 2 and integral:
+        return Likelihood("categorical")
+    if n_out == 2:
+        return Likelihood("heteroscedastic")
+    if integral and set(np.unique(y).tolist()) <= {0, 1}:
+        return Likelihood("bernoulli")
+    return Likelihood("gaussian", noise_std=None)
+
+
+def _check_inputs(model_or_net, X, y) -> tuple[np.ndarray, np.ndarray]:
+    net = model_or_net.net if isinstance(model_or_net, BayesianModel) else model_or_net
+    X = np.asarray(X)
+    y = np.asarray(y)
+    if not np.issubdtype(X.dtype, np.number):
+        raise ValueError(f"X must be numeric; got dtype {X.dtype}")
+    d = int(np.prod(net.input_shape))
+    if X.ndim < 2 or int(np.prod(X.shape[1:])) != d:
+        raise ValueError(f"X must have shape (N, {d}) or (N, *{tuple(net.input_shape)}) for this network; got {X.shape}")
+    if len(X) != len(y):
+        raise ValueError(f"X and y have different lengths: {len(X)} rows vs {len(y)} targets")
+    if len(X) == 0:
+        raise ValueError("X is empty; fit needs at least one training row")
+    if not np.isfinite(X).all():
+        raise ValueError(f"X contains NaN or inf ({int((~np.isfinite(X)).sum())} entries); clean or impute them first")
+    if not np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.bool_):
+        raise ValueError(f"y must be numeric; got dtype {y.dtype}")
+    if not np.isfinite(y.astype(np.float64)).all():
+        raise ValueError("y contains NaN or inf")
+    return X.reshape(len(X), d).astype(np.float32), y
+
+
+def _resolve_device(device: str) -> str:
+    if device not in DEVICES:
+        raise ValueError(f"device={device!r} is not valid; accepted: {', '.join(DEVICES)}")
+    import jax
+
+    has_gpu = any(d.platform == "gpu" for d in jax.devices()) if device != "cpu" else False
+    if device == "gpu" and not has_gpu:
+        raise ValueError("device='gpu' but JAX sees no GPU; install a CUDA build of jax/torch or use device='cpu'")
+    return "gpu" if has_gpu else "cpu"
+
+
+def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior | None = None, seed: int = 0,
+        progress: bool = True, device: str = "auto", **options) -> Posterior:
+    """Fit a Bayesian neural network and return its Posterior.
+
+    net_or_model: a network spec (MLP, CNN, ResNet) or a BayesianModel. likelihood: "categorical",
+    "bernoulli", "gaussian" (learned noise) or "heteroscedastic", or a Likelihood; None picks from the
+    network's outputs and y. prior: default ``Prior("fan_in", scale=1.0)``. engine: one of
+    ``bnn_asym.ENGINES`` ("mfvi", "lowrank_vi", "nuts", "hmc", "swag", "multiswag", "ensemble");
+    options: that engine's options (an unknown one raises TypeError listing the valid ones).
+    The same seed gives the same draws.
+    """
+    engine_cls = get_engine(engine)
+    if isinstance(net_or_model, BayesianModel):
+        if likelihood is not None or prior is not None:
+            raise ValueError("pass likelihood and prior inside the BayesianModel, not to fit() as well")
+        model = net_or_model
+    elif isinstance(net_or_model, NetSpec):
+        X_arr, y_arr = _check_inputs(net_or_model, X, y)
+        lik = _default_likelihood(net_or_model, y_arr) if likelihood is None else as_likelihood(likelihood)
+        model = BayesianModel(net_or_model, lik, prior if prior is not None else Prior())
+    else:
+        raise ValueError(f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not valid; accepted: an integer >= 0")
+    X_arr, y_arr = _check_inputs(model, X, y)
+    y_typed = model.likelihood.check_targets(y_arr, model.n_outputs)
+    if model.likelihood.name == "bernoulli":
+        y_typed = y_typed.astype(np.float32)
+    opts = engine_cls.make_options(options)
+    device = _resolve_device(device)
+    enable_compilation_cache()
+    result = _run(engine_cls(), model, FitData(X_arr, y_typed), opts, int(seed), progress, device)
+    return Posterior(model, result.draws, result.sample_stats, {**result.info, "device": device}, engine,
+                     _jsonable(vars(opts)), int(seed), X_arr, y_typed)
+
+
+def _run(engine, model, data, opts, seed, progress, device):
+    if device == "gpu":
+        import jax
+
+        with jax.default_device(jax.devices("gpu")[0]):
+            return engine.run(model, data, opts, seed, progress, "cuda")
+    return engine.run(model, data, opts, seed, progress, "cpu")
+
+
+def _jsonable(d: dict) -> dict:
+    return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
+
+
+__all__ = ["fit", "ENGINES", "DEVICES"]

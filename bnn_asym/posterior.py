@@ -1,0 +1,277 @@
+"""Posterior: the one result type of every engine.
+
+Holds draws of the free parameters (and of likelihood latents such as a learned noise std) with
+(chain, draw) leading axes, the engine's sampler statistics and run information, the BayesianModel,
+and the training data. Predictions run the JAX network vmapped over all draws.
+
+>>> post = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=500)          # doctest: +SKIP
+>>> probs = post.predict(X_test)                        # (N, K) posterior-mean class probabilities
+>>> post.diagnostics()["wall_time_s"]                                    # doctest: +SKIP
+>>> post.to_arviz()                                     # DataTree: posterior, sample_stats, log_likelihood, ...
+>>> post.save("fit.nc"); bnn_asym.load("fit.nc")
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cached_property
+from pathlib import Path
+
+import numpy as np
+
+from .io import atomic_path
+from .models.bayesian import BayesianModel
+
+FORMAT_VERSION = 1
+MCMC_ENGINES = ("nuts", "hmc")
+
+
+class Posterior:
+    def __init__(self, model: BayesianModel, draws: dict, sample_stats: dict | None = None, info: dict | None = None,
+                 engine: str = "", options: dict | None = None, seed: int = 0, X_train=None, y_train=None):
+        self.model = model
+        self.draws = {k: np.asarray(v) for k, v in draws.items()}
+        self.sample_stats = {k: np.asarray(v) for k, v in (sample_stats or {}).items()}
+        self.info = dict(info or {})
+        self.engine = engine
+        self.options = dict(options or {})
+        self.seed = seed
+        self.X_train = None if X_train is None else np.asarray(X_train)
+        self.y_train = None if y_train is None else np.asarray(y_train)
+        missing = set(model.latent_shapes()) - set(self.draws)
+        if missing:
+            raise ValueError(f"draws are missing variables {sorted(missing)}")
+        first = next(iter(self.draws.values()))
+        self.n_chains, self.n_draws = int(first.shape[0]), int(first.shape[1])
+
+    def __repr__(self) -> str:
+        return (f"Posterior(engine={self.engine!r}, {self.n_chains} chains x {self.n_draws} draws, "
+                f"{self.model.net.family} {self.model.net.symmetry}, likelihood={self.model.likelihood.name!r})")
+
+    # ----- network outputs ------------------------------------------------------------------------------
+    def _flat(self) -> dict[str, np.ndarray]:
+        s = self.n_chains * self.n_draws
+        return {k: v.reshape((s,) + v.shape[2:]) for k, v in self.draws.items()}
+
+    @cached_property
+    def _jax_fns(self):
+        import jax
+
+        from .models.likelihoods import jax_backend
+
+        net, lik, backend = self.model.net, self.model.likelihood, jax_backend()
+        names = [p.name for p in net.layout]
+        latent_names = list(lik.latent_sites())
+
+        def outputs(params, x):
+            return net.apply_jax({k: params[k] for k in names}, x)
+
+        def loglik(params, x, y):
+            return lik.distribution(backend, outputs(params, x), {k: params[k] for k in latent_names}).log_prob(y)
+
+        def sample(params, x, key):
+            return lik.distribution(backend, outputs(params, x), {k: params[k] for k in latent_names}).sample(key)
+
+        vm = jax.vmap
+        return {"outputs": jax.jit(vm(outputs, (0, None))), "loglik": jax.jit(vm(loglik, (0, None, None))),
+                "sample": jax.jit(vm(sample, (0, None, 0)))}
+
+    def _map_draws(self, fn, X, *extra, draw_chunk: int = 256, row_chunk: int = 4096):
+        """Apply a vmapped per-draw function over all draws (S) and rows; returns (S, N, ...)."""
+        flat = self._flat()
+        X = self._check_X(X)
+        s = self.n_chains * self.n_draws
+        rows = []
+        for r in range(0, len(X), row_chunk):
+            xs = X[r:r + row_chunk]
+            ex = [e[r:r + row_chunk] if e is not None and np.ndim(e) and len(e) == len(X) else e for e in extra]
+            parts = [np.asarray(fn({k: v[i:i + draw_chunk] for k, v in flat.items()}, xs, *ex))
+                     for i in range(0, s, draw_chunk)]
+            rows.append(np.concatenate(parts, axis=0))
+        return np.concatenate(rows, axis=1)
+
+    def _check_X(self, X) -> np.ndarray:
+        X = np.asarray(X, dtype=np.float32)
+        d = int(np.prod(self.model.net.input_shape))
+        if X.ndim < 2 or int(np.prod(X.shape[1:])) != d:
+            raise ValueError(f"X must have shape (N, {d}) or (N, *{tuple(self.model.net.input_shape)}); got {X.shape}")
+        if not np.isfinite(X).all():
+            raise ValueError("X contains NaN or inf")
+        return X.reshape(len(X), d)
+
+    def outputs(self, X) -> np.ndarray:
+        """Raw network outputs for every draw: (chain, draw, N, n_outputs)."""
+        out = self._map_draws(self._jax_fns["outputs"], X)
+        return out.reshape((self.n_chains, self.n_draws) + out.shape[1:])
+
+    def predict(self, X):
+        """Classification: posterior-mean class probabilities (N, K) (bernoulli: (N, 2)).
+        Regression: (mean, std) of the posterior predictive, noise included, each (N,)."""
+        return self._summarise(self._map_draws(self._jax_fns["outputs"], X))
+
+    def _summarise(self, out: np.ndarray):
+        """Posterior-mean predictive summary from outputs of shape (S, N, n_outputs)."""
+        lik = self.model.likelihood
+        out = out.astype(np.float64)
+        if lik.name == "categorical":
+            z = out - out.max(-1, keepdims=True)
+            p = np.exp(z)
+            return (p / p.sum(-1, keepdims=True)).mean(0)
+        if lik.name == "bernoulli":
+            p1 = (1 / (1 + np.exp(-out[..., 0]))).mean(0)
+            return np.stack([1 - p1, p1], axis=-1)
+        mean_s = out[..., 0]
+        if lik.name == "heteroscedastic":
+            var_s = (np.logaddexp(0, out[..., 1]) + lik.min_std) ** 2
+        elif lik.learns_noise:
+            var_s = self._flat()["noise_std"].astype(np.float64)[:, None] ** 2 * np.ones_like(mean_s)
+        else:
+            var_s = np.full_like(mean_s, lik.noise_std ** 2)
+        mean = mean_s.mean(0)
+        return mean, np.sqrt(var_s.mean(0) + mean_s.var(0))
+
+    def sample_predictive(self, X, seed: int = 0) -> np.ndarray:
+        """One draw of y per posterior draw: (chain, draw, N)."""
+        import jax
+
+        keys = jax.random.split(jax.random.PRNGKey(seed), self.n_chains * self.n_draws)
+        flat = self._flat()
+        X = self._check_X(X)
+        ys = np.asarray(self._jax_fns["sample"](flat, X, keys))
+        return ys.reshape((self.n_chains, self.n_draws, len(X)))
+
+    def log_likelihood(self, X, y) -> np.ndarray:
+        """Pointwise log-likelihood log p(y_i | theta_s): (chain, draw, N)."""
+        y = self.model.likelihood.check_targets(y, self.model.n_outputs)
+        if self.model.likelihood.name == "bernoulli":
+            y = y.astype(np.float32)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        ll = self._map_draws(self._jax_fns["loglik"], X, y)
+        return ll.reshape((self.n_chains, self.n_draws, len(y)))
+
+    # ----- diagnostics -------------------------------------------------------------------------------
+    def diagnostics(self, n_pred: int = 100) -> dict:
+        """Convergence and cost. MCMC: R-hat and bulk/tail ESS on the parameters and on predictions at
+        up to ``n_pred`` training inputs (prediction space is untouched by parameter symmetries), plus
+        divergences, step size and tree depth. VI: the ELBO trace. All: wall time, gradient evaluations."""
+        from arviz_stats.base import array_stats
+
+        d = {"engine": self.engine, "n_chains": self.n_chains, "n_draws": self.n_draws,
+             "wall_time_s": self.info.get("wall_time_s"), "grad_evals": self.info.get("grad_evals")}
+        if "elbo" in self.info:
+            d["elbo"] = self.info["elbo"]
+            d["final_elbo"] = self.info.get("final_elbo")
+        if self.sample_stats:
+            stats = self.sample_stats
+            if "diverging" in stats:
+                d["num_divergences"] = int(stats["diverging"].sum())
+            if "acceptance_rate" in stats:
+                d["mean_acceptance_rate"] = float(stats["acceptance_rate"].mean())
+            if "tree_depth" in stats:
+                d["mean_tree_depth"] = float(stats["tree_depth"].mean())
+                d["max_tree_depth"] = int(stats["tree_depth"].max())
+            if "step_size" in stats:
+                d["step_size"] = stats["step_size"][:, -1].tolist()
+        if self.n_chains >= 2 and self.n_draws >= 4:
+            flat_params = np.concatenate([v.reshape(self.n_chains, self.n_draws, -1) for v in self.draws.values()], -1)
+            d["parameters"] = _convergence(array_stats, flat_params)
+            if self.X_train is not None:
+                X = self.X_train[:n_pred]
+                out = self.outputs(X)
+                if self.model.task == "classification":
+                    out = _probabilities(out, self.model.likelihood.name)
+                d["predictions"] = _convergence(array_stats, out.reshape(self.n_chains, self.n_draws, -1))
+            wall = self.info.get("wall_time_s")
+            if wall:
+                d["min_ess_bulk_per_s"] = d["parameters"]["min_ess_bulk"] / wall
+        return d
+
+    # ----- ArviZ ---------------------------------------------------------------------------------------
+    def to_arviz(self, X=None, y=None, predictive: bool = True):
+        """An ArviZ DataTree with posterior, sample_stats, log_likelihood, posterior_predictive and
+        observed_data groups (log-likelihood and predictive at the training data unless X, y given)."""
+        import arviz_base
+
+        X = self.X_train if X is None else X
+        y = self.y_train if y is None else y
+        groups = {"posterior": dict(self.draws)}
+        if self.sample_stats:
+            groups["sample_stats"] = dict(self.sample_stats)
+        dims = {}
+        if X is not None and y is not None:
+            groups["log_likelihood"] = {"y": self.log_likelihood(X, y)}
+            groups["observed_data"] = {"y": np.asarray(y)}
+            if predictive:
+                groups["posterior_predictive"] = {"y": self.sample_predictive(X, seed=self.seed)}
+            dims["y"] = ["obs"]
+        dt = arviz_base.from_dict(groups, dims=dims)
+        dt.attrs.update({"engine": self.engine, "likelihood": self.model.likelihood.name,
+                         "network": f"{self.model.net.family} {self.model.net.symmetry}"})
+        return dt
+
+    # ----- save / load ---------------------------------------------------------------------------------
+    def save(self, path) -> Path:
+        """Write draws, statistics, training data, spec (with constants) and run info to one NetCDF file.
+
+        Atomic: the file appears complete or not at all, and an existing file is only replaced once the
+        new one is fully written. No pickle: the model is JSON, arrays are NetCDF variables."""
+        import xarray as xr
+
+        path = Path(path)
+        def group(arrays: dict, prefix: str) -> xr.Dataset:
+            return xr.Dataset({k: (tuple(f"{prefix}_{i}_{k}" for i in range(np.ndim(v))), np.asarray(v))
+                               for k, v in arrays.items()})
+
+        meta = {"format_version": FORMAT_VERSION, "model": self.model.to_dict(), "engine": self.engine,
+                "options": self.options, "seed": self.seed, "info": self.info}
+        tree = {"/": xr.Dataset(attrs={"bnn_asym": json.dumps(meta)}), "/draws": group(self.draws, "d"),
+                "/sample_stats": group(self.sample_stats, "s")}
+        if self.X_train is not None:
+            tree["/data"] = group({"X": self.X_train, "y": self.y_train}, "x")
+        with atomic_path(path, suffix=".nc") as tmp:
+            xr.DataTree.from_dict(tree).to_netcdf(tmp, engine="netcdf4")
+        return path
+
+
+def _probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:
+    if likelihood == "bernoulli":
+        return 1 / (1 + np.exp(-out))
+    z = out - out.max(-1, keepdims=True)
+    p = np.exp(z)
+    return p / p.sum(-1, keepdims=True)
+
+
+def _convergence(array_stats, values: np.ndarray) -> dict:
+    """R-hat (rank-normalised) and bulk/tail ESS over the last axis of (chain, draw, K) values."""
+    values = values.astype(np.float64)
+    varying = values.reshape(-1, values.shape[-1]).std(0) > 0
+    values = values[..., varying]
+    rhat = np.asarray(array_stats.rhat(np.moveaxis(values, -1, 0), chain_axis=-2, draw_axis=-1))
+    bulk = np.asarray(array_stats.ess(np.moveaxis(values, -1, 0), chain_axis=-2, draw_axis=-1, method="bulk"))
+    tail = np.asarray(array_stats.ess(np.moveaxis(values, -1, 0), chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)))
+    return {"max_rhat": float(np.nanmax(rhat)), "median_rhat": float(np.nanmedian(rhat)),
+            "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)), "min_ess_bulk": float(np.nanmin(bulk)),
+            "median_ess_bulk": float(np.nanmedian(bulk)), "min_ess_tail": float(np.nanmin(tail)), "n": int(values.shape[-1])}
+
+
+def load(path) -> Posterior:
+    """Read a Posterior written by ``Posterior.save``."""
+    import xarray as xr
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no saved posterior at {path}")
+    with xr.open_datatree(path, engine="netcdf4") as tree:
+        try:
+            meta = json.loads(tree.attrs["bnn_asym"])
+        except KeyError:
+            raise ValueError(f"{path} is not a bnn_asym posterior file (no 'bnn_asym' metadata)") from None
+        if meta.get("format_version") != FORMAT_VERSION:
+            raise ValueError(f"{path} has format version {meta.get('format_version')}; this bnn_asym reads {FORMAT_VERSION}")
+        draws = {k: v.values for k, v in tree["draws"].data_vars.items()}
+        stats = {k: v.values for k, v in tree["sample_stats"].data_vars.items()}
+        data = {k: v.values for k, v in tree["data"].data_vars.items()} if "data" in tree.children else {}
+    model = BayesianModel.from_dict(meta["model"])
+    return Posterior(model, draws, stats, meta["info"], meta["engine"], meta["options"], meta["seed"],
+                     data.get("X"), data.get("y"))

@@ -1,0 +1,104 @@
+import json
+
+import arviz_stats
+import numpy as np
+import pytest
+
+import bnn_asym
+from bnn_asym import datasets
+
+
+@pytest.fixture(scope="module")
+def fitted():
+    ds = datasets.load("wine", seed=0)
+    net = bnn_asym.MLP(ds.n_features, (8,), ds.n_classes, symmetry="w_asym", seed=0)
+    post = bnn_asym.fit(net, ds.X_train, ds.y_train, engine="nuts", num_warmup=100, num_samples=100, num_chains=2,
+                        seed=0, progress=False)
+    return ds, post
+
+
+def test_save_load_predict_identical(fitted, tmp_path):
+    ds, post = fitted
+    path = post.save(tmp_path / "post.nc")
+    back = bnn_asym.load(path)
+    np.testing.assert_array_equal(back.predict(ds.X_test), post.predict(ds.X_test))
+    assert back.model == post.model and back.engine == "nuts" and back.options == post.options
+    for k in post.sample_stats:
+        np.testing.assert_array_equal(back.sample_stats[k], post.sample_stats[k])
+    assert back.sample_stats["diverging"].dtype == bool
+    assert back.model.net.constants_digest() == post.model.net.constants_digest()
+
+
+def test_save_is_atomic_and_never_pickles(fitted, tmp_path, monkeypatch):
+    ds, post = fitted
+    path = post.save(tmp_path / "post.nc")
+    before = path.read_bytes()
+    assert b"pickle" not in before.lower()
+    import xarray as xr
+
+    def broken(*args, **kwargs):
+        raise OSError("disk full")
+
+    monkeypatch.setattr(xr.DataTree, "to_netcdf", broken)
+    with pytest.raises(OSError):
+        post.save(path)
+    assert path.read_bytes() == before  # the old file is intact
+    assert [p.name for p in tmp_path.iterdir()] == ["post.nc"]  # no temporary left behind
+
+
+def test_load_rejects_foreign_files(tmp_path):
+    with pytest.raises(FileNotFoundError):
+        bnn_asym.load(tmp_path / "missing.nc")
+    import xarray as xr
+
+    xr.Dataset({"a": ("x", np.arange(3))}).to_netcdf(tmp_path / "other.nc")
+    with pytest.raises(ValueError, match="not a bnn_asym posterior"):
+        bnn_asym.load(tmp_path / "other.nc")
+
+
+def test_arviz_datatree_has_all_groups_and_works_with_arviz_stats(fitted):
+    ds, post = fitted
+    dt = post.to_arviz()
+    assert {"posterior", "sample_stats", "log_likelihood", "posterior_predictive", "observed_data"} <= set(dt.children)
+    assert dt["posterior"]["fc0.weight"].shape == (2, 100) + post.model.net.layout["fc0.weight"].shape
+    summary = arviz_stats.summary(dt, var_names=["out.bias"])
+    assert len(summary) == post.model.n_outputs and "r_hat" in summary.columns
+    loo = arviz_stats.loo(dt)
+    assert np.isfinite(loo.elpd)
+    assert dt["log_likelihood"]["y"].shape == (2, 100, len(ds.y_train))
+
+
+def test_pointwise_log_likelihood_matches_predictive_probabilities(fitted):
+    ds, post = fitted
+    ll = post.log_likelihood(ds.X_test, ds.y_test)
+    assert ll.shape == (2, 100, len(ds.y_test)) and np.all(ll <= 0)
+    # log of the posterior-mean probability of the true class == log-mean-exp of the pointwise log-lik
+    probs = post.predict(ds.X_test)[np.arange(len(ds.y_test)), ds.y_test]
+    lme = np.log(np.exp(ll.reshape(-1, len(ds.y_test)).astype(np.float64)).mean(0))
+    np.testing.assert_allclose(lme, np.log(probs), rtol=1e-4, atol=1e-5)
+
+
+def test_sample_predictive_shapes_and_labels(fitted):
+    ds, post = fitted
+    ys = post.sample_predictive(ds.X_test, seed=1)
+    assert ys.shape == (2, 100, len(ds.X_test)) and set(np.unique(ys)) <= set(range(ds.n_classes))
+    np.testing.assert_array_equal(ys, post.sample_predictive(ds.X_test, seed=1))
+
+
+def test_diagnostics_report_parameters_and_predictions(fitted):
+    _, post = fitted
+    d = post.diagnostics()
+    for key in ("max_rhat", "min_ess_bulk", "min_ess_tail"):
+        assert np.isfinite(d["parameters"][key]) and np.isfinite(d["predictions"][key])
+    assert d["grad_evals"] == int(post.sample_stats["n_steps"].sum())
+    json.dumps(d)  # JSON-able
+
+
+def test_predict_rejects_bad_inputs(fitted):
+    ds, post = fitted
+    with pytest.raises(ValueError, match="shape"):
+        post.predict(ds.X_test[:, :3])
+    bad = ds.X_test.copy()
+    bad[0, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        post.predict(bad)
