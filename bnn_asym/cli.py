@@ -1,6 +1,7 @@
 """The ``bnn-asym`` command line.
 
 bnn-asym demo                     the three network kinds and their symmetry check, on digits
+bnn-asym fit  --data moons --engine nuts --symmetry standard w_asym     fit BNNs, compare, save posteriors
 bnn-asym lmc  --data mnist --model mlp     linear mode connectivity: table, JSON and plot
 bnn-asym mli  --data mnist --model mlp     monotonic linear interpolation: table, JSON and plot
 """
@@ -34,6 +35,92 @@ def _cmd_demo(args) -> int:
 
         change = float(np.abs(f(params) - f(permuted)).max())
         print(f"{symmetry:<12} {net.num_free_params:>12,} {change:>24.3g}   {'yes' if change < 1e-9 else 'no'}")
+    return 0
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    """``key=value`` strings -> dict; values parsed as Python literals where possible (ints, floats, None)."""
+    import ast
+
+    out = {}
+    for pair in pairs or []:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"--option {pair!r} is not valid; accepted: key=value (e.g. num_samples=500)")
+        try:
+            out[key] = ast.literal_eval(value)
+        except (ValueError, SyntaxError):
+            out[key] = value
+    return out
+
+
+def _network(model: str, ds, symmetry: str, hidden, seed: int):
+    from . import CNN, MLP, ResNet
+
+    n_out = ds.n_classes if ds.task == "classification" else 1
+    if model == "mlp":
+        return MLP(ds.n_features, tuple(hidden), n_out, symmetry=symmetry, seed=seed)
+    if len(ds.input_shape) != 3:
+        raise ValueError(f"--model {model} needs image data (digits, mnist); {ds.name!r} has shape {ds.input_shape}")
+    if model == "cnn":
+        return CNN(ds.input_shape, (16, 32), n_out, symmetry=symmetry, norm="layer", seed=seed)
+    return ResNet(ds.input_shape, n_out, depth=8, width=0.5, norm="layer", symmetry=symmetry, seed=seed)
+
+
+def _cmd_fit(args) -> int:
+    import time
+    from pathlib import Path
+
+    from . import set_cpu_devices
+
+    set_cpu_devices(max(2, args.chains))  # before JAX starts: NUTS chains run in parallel
+    import torch
+
+    torch.set_num_threads(1)
+    from . import datasets, fit, load
+    from .metrics import classification_metrics, gaussian_nll
+
+    options = _parse_options(args.option)
+    if args.engine in ("nuts", "hmc"):
+        options.setdefault("num_chains", args.chains)
+    ds = datasets.load(args.data, seed=args.seed, n_samples=args.n_samples)
+    print(f"data: {ds}")
+    rows = []
+    for symmetry in args.symmetry:
+        net = _network(args.model, ds, symmetry, args.hidden, args.seed)
+        start = time.perf_counter()
+        post = fit(net, ds.X_train, ds.y_train, engine=args.engine, seed=args.seed, progress=not args.no_progress,
+                   **options)
+        wall = time.perf_counter() - start
+        d = post.diagnostics()
+        row = {"symmetry": symmetry, "free params": f"{net.num_free_params:,}", "fit s": f"{wall:.1f}"}
+        if ds.task == "classification":
+            m = classification_metrics(post.predict(ds.X_test), ds.y_test)
+            row.update({"test acc": f"{m['accuracy']:.3f}", "test NLL": f"{m['nll']:.3f}", "ECE": f"{m['ece']:.3f}"})
+        else:
+            mean, std = post.predict(ds.X_test)
+            rmse = float(((mean - ds.y_test) ** 2).mean() ** 0.5)
+            row.update({"test RMSE": f"{rmse:.3f}", "test NLL": f"{gaussian_nll(mean, std, ds.y_test):.3f}"})
+        if "predictions" in d:
+            row["max R-hat (pred)"] = f"{d['predictions']['max_rhat']:.3f}"
+            row["min ESS (pred)"] = f"{d['predictions']['min_ess_bulk']:.0f}"
+            row["max R-hat (params)"] = f"{d['parameters']['max_rhat']:.3f}"
+        if "num_divergences" in d:
+            row["divergences"] = str(d["num_divergences"])
+        if "final_elbo" in d:
+            row["final ELBO"] = f"{d['final_elbo']:.1f}"
+        rows.append(row)
+        if args.save:
+            path = Path(args.save) / f"{args.data}_{args.model}_{symmetry}_{args.engine}.nc"
+            post.save(path)
+            load(path)  # a saved posterior must read back
+            print(f"saved {path}")
+    keys = list(dict.fromkeys(k for r in rows for k in r))
+    print(f"\nengine: {args.engine}, model: {args.model} {tuple(args.hidden) if args.model == 'mlp' else ''}")
+    print("| " + " | ".join(keys) + " |")
+    print("|" + "---|" * len(keys))
+    for r in rows:
+        print("| " + " | ".join(r.get(k, "") for k in keys) + " |")
     return 0
 
 
@@ -91,6 +178,23 @@ def build_parser() -> argparse.ArgumentParser:
     demo = sub.add_parser("demo", help="build standard, W-Asym and sigma-Asym MLPs and check permutation symmetry")
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_cmd_demo)
+
+    from . import ENGINES, SYMMETRIES
+    from .datasets import NAMES
+
+    f = sub.add_parser("fit", help="fit BNNs (one per symmetry kind) with any engine; compare and save posteriors")
+    f.add_argument("--data", default="moons", choices=NAMES)
+    f.add_argument("--model", default="mlp", choices=("mlp", "cnn", "resnet"))
+    f.add_argument("--hidden", type=int, nargs="+", default=[16, 16], help="MLP hidden widths")
+    f.add_argument("--symmetry", nargs="+", default=["standard", "w_asym"], choices=SYMMETRIES)
+    f.add_argument("--engine", default="nuts", choices=list(ENGINES))
+    f.add_argument("--option", action="append", metavar="KEY=VALUE", help="engine option (repeatable)")
+    f.add_argument("--chains", type=int, default=2, help="chains for nuts/hmc")
+    f.add_argument("--n-samples", type=int, default=None)
+    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--save", default=None, metavar="DIR", help="save each posterior (NetCDF) in this folder")
+    f.add_argument("--no-progress", action="store_true")
+    f.set_defaults(func=_cmd_fit)
     _add_phenomenon_parser(sub, "lmc", "linear mode connectivity: standard, aligned, sigma-Asym, W-Asym pairs",
                            "pairs per variant")
     _add_phenomenon_parser(sub, "mli", "monotonic linear interpolation from init to trained weights",
@@ -102,7 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, FloatingPointError) as e:  # bad input or a diverged run: a clear message, no traceback
+    except (ValueError, TypeError, FloatingPointError) as e:  # bad input or a diverged run: message, no traceback
         print(f"bnn-asym {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -123,7 +123,7 @@ def mli_stats(curve: Curve | np.ndarray, tol: float = 1e-7) -> MLIStats:
     scale = max(1.0, np.abs(loss).max())
     return MLIStats(
         max_increase=delta,
-        monotonic=delta <= tol * scale,
+        monotonic=bool(delta <= tol * scale),
         local_convexity=float(np.mean(second >= -tol * scale)),
         globally_convex=bool(np.all(loss <= chord + tol * scale)),
     )
