@@ -142,7 +142,7 @@ def _cmd_phenomenon(args) -> int:
     store = ResultsStore(args.store)
     runner = run_lmc if args.command == "lmc" else run_mli
     report = runner(cfg, store, progress=not args.no_progress)
-    paths = write_report(report, args.out, machine=machine_description())
+    paths = write_report(report, args.out, machine=machine_description(), tag=args.tag)
     print(paths[0].read_text())
     print(f"reused {report['jobs_reused']} of {report['jobs']} jobs from {args.store}")
     print("wrote " + ", ".join(str(p) for p in paths))
@@ -168,6 +168,7 @@ def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest and most robust on small CPUs)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the table, JSON and plot")
     p.add_argument("--store", default="runs/phenomena.sqlite", help="SQLite store of finished jobs (for resuming)")
+    p.add_argument("--tag", default="", help="suffix for the output file names (to keep several settings apart)")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=_cmd_phenomenon)
 

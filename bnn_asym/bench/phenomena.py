@@ -114,20 +114,25 @@ def _lmc_pair(cfg: PhenomenonConfig, ds, symmetry: str, pair: int) -> dict:
     return result
 
 
+def _run_jobs(cfg: PhenomenonConfig, store: ResultsStore, kind: str, compute, progress: bool):
+    """Every (symmetry, run) job of an experiment, from the store where finished; returns results by symmetry."""
+    ds = datasets.load(cfg.data, seed=cfg.seed, n_samples=cfg.n_samples)
+    jobs = [(s, r) for r in range(cfg.runs) for s in MLI_VARIANTS]
+    results: dict[str, list] = {s: [] for s in MLI_VARIANTS}
+    reused = 0
+    for symmetry, run in progress_bar(jobs, desc=kind, enabled=progress):
+        result, cached = store.cached(_job(cfg, kind, symmetry, run), lambda: compute(cfg, ds, symmetry, run))
+        reused += cached
+        results[symmetry].append(result)
+    return results, reused, len(jobs)
+
+
 def run_lmc(cfg: PhenomenonConfig, store: ResultsStore, progress: bool = True) -> dict:
     """Train ``cfg.runs`` pairs per symmetry kind (skipping pairs already in the store); return the report."""
-    ds = datasets.load(cfg.data, seed=cfg.seed, n_samples=cfg.n_samples)
-    jobs = [(s, p) for p in range(cfg.runs) for s in MLI_VARIANTS]
-    per_variant: dict[str, list] = {v: [] for v in LMC_VARIANTS}
-    reused = 0
-    for symmetry, pair in progress_bar(jobs, desc="lmc pairs", enabled=progress):
-        result, cached = store.cached(_job(cfg, "lmc_pair", symmetry, pair),
-                                      lambda: _lmc_pair(cfg, ds, symmetry, pair))
-        reused += cached
-        per_variant[symmetry].append(result["unaligned"])
-        if symmetry == "standard":
-            per_variant["standard+align"].append(result["aligned"])
-    return _lmc_report(cfg, per_variant, reused, len(jobs))
+    results, reused, total = _run_jobs(cfg, store, "lmc_pair", _lmc_pair, progress)
+    per_variant = {v: [r["unaligned"] for r in results.get(v, [])] for v in LMC_VARIANTS}
+    per_variant["standard+align"] = [r["aligned"] for r in results["standard"]]
+    return _lmc_report(cfg, per_variant, reused, total)
 
 
 def _lmc_report(cfg, per_variant: dict, reused: int, total: int) -> dict:
@@ -158,14 +163,8 @@ def _mli_run(cfg: PhenomenonConfig, ds, symmetry: str, run: int) -> dict:
 
 
 def run_mli(cfg: PhenomenonConfig, store: ResultsStore, progress: bool = True) -> dict:
-    ds = datasets.load(cfg.data, seed=cfg.seed, n_samples=cfg.n_samples)
-    jobs = [(s, r) for r in range(cfg.runs) for s in MLI_VARIANTS]
-    per_variant: dict[str, list] = {v: [] for v in MLI_VARIANTS}
-    reused = 0
-    for symmetry, run in progress_bar(jobs, desc="mli runs", enabled=progress):
-        result, cached = store.cached(_job(cfg, "mli_run", symmetry, run), lambda: _mli_run(cfg, ds, symmetry, run))
-        reused += cached
-        per_variant[symmetry].append(result)
+    """Train ``cfg.runs`` networks per symmetry kind and measure init -> trained interpolation."""
+    per_variant, reused, total = _run_jobs(cfg, store, "mli_run", _mli_run, progress)
     rows = {}
     for variant, results in per_variant.items():
         stats = [r["stats"] for r in results]
@@ -178,7 +177,7 @@ def run_mli(cfg: PhenomenonConfig, store: ResultsStore, progress: bool = True) -
             "t": results[0]["curve"]["t"],
             "train_loss_curves": [r["curve"]["loss"] for r in results],
         }
-    return {"experiment": "mli", "config": cfg.to_dict(), "variants": rows, "jobs_reused": reused, "jobs": len(jobs)}
+    return {"experiment": "mli", "config": cfg.to_dict(), "variants": rows, "jobs_reused": reused, "jobs": total}
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -188,9 +187,11 @@ def _pm(s: dict, digits: int = 3) -> str:
 
 def lmc_table(report: dict) -> str:
     cfg = report["config"]
+    t = cfg["train"]
     lines = [
-        f"LMC on {cfg['data']} with {cfg['model']}: {cfg['runs']} pairs per variant, {cfg['train']['epochs']} epochs "
-        f"(mean ± std over pairs; barrier = L(mid) - (L(a)+L(b))/2)",
+        f"LMC on {cfg['data']} with {cfg['model']}: {cfg['runs']} pairs per variant, {t['epochs']} epochs of AdamW "
+        f"(lr {t['lr']}, {t['schedule']} schedule, weight decay {t['weight_decay']}, batch {t['batch_size']}); "
+        f"mean ± std over pairs; barrier = L(mid) - (L(a)+L(b))/2",
         "",
         "| variant | test-loss barrier | train-loss barrier | max test barrier | endpoint test acc | midpoint test acc |",
         "|---|---|---|---|---|---|",
@@ -203,8 +204,10 @@ def lmc_table(report: dict) -> str:
 
 def mli_table(report: dict) -> str:
     cfg = report["config"]
+    t = cfg["train"]
     lines = [
-        f"MLI on {cfg['data']} with {cfg['model']}: {cfg['runs']} runs per variant, {cfg['train']['epochs']} epochs, "
+        f"MLI on {cfg['data']} with {cfg['model']}: {cfg['runs']} runs per variant, {t['epochs']} epochs of AdamW "
+        f"(lr {t['lr']}, {t['schedule']} schedule, weight decay {t['weight_decay']}), "
         f"train loss on a fixed subset of {cfg['mli_subset']} training examples",
         "",
         "| variant | monotonic | Δ (max increase) | local convexity | globally convex | test acc |",
@@ -245,11 +248,11 @@ def plot_curves(report: dict, path) -> None:
     plt.close(fig)
 
 
-def write_report(report: dict, out_dir, machine: str | None = None) -> list[Path]:
+def write_report(report: dict, out_dir, machine: str | None = None, tag: str = "") -> list[Path]:
     """Markdown table, JSON (with curves) and PNG plot, each written atomically; returns the paths."""
     out_dir = Path(out_dir)
     cfg = report["config"]
-    stem = f"{report['experiment']}_{cfg['data']}_{cfg['model']}"
+    stem = f"{report['experiment']}_{cfg['data']}_{cfg['model']}" + (f"_{tag}" if tag else "")
     table = lmc_table(report) if report["experiment"] == "lmc" else mli_table(report)
     if machine:
         table += f"\nMachine: {machine}\n"

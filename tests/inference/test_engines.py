@@ -48,6 +48,7 @@ def test_engine_beats_chance_and_nuts_ensembles_are_calibrated(moons, engine):
         assert diag["predictions"]["max_rhat"] < 1.1
 
 
+@pytest.mark.filterwarnings("ignore:nuts. .* divergent")
 @pytest.mark.parametrize("engine", ["mfvi", "nuts", "ensemble"])
 def test_same_seed_same_draws(moons, engine):
     ds, net = moons

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 
 import bnn_asym
-from bnn_asym.symmetry import permutation_spec, permute_free, random_permutations, rescale_free, to_effective, to_free
+from bnn_asym.symmetry import (permutation_spec, permute, permute_free, random_permutations, rescale_free,
+                               to_effective, to_free)
 from conftest import inputs_for, perturbed_params, small_specs
 
 
@@ -41,9 +42,10 @@ def test_asymmetric_networks_change_under_random_permutations(family, symmetry):
 
 def _all_permutation_outputs(spec, params, x, group):
     """Outputs for every permutation of one group, evaluated in one vmapped call."""
-    size = permutation_spec(spec).groups[group]
-    perms = list(permutations(range(size)))
-    moved = [permute_free(spec, params, {group: np.array(p)}) for p in perms]
+    pspec = permutation_spec(spec)
+    effective = to_effective(spec, params)
+    perms = list(permutations(range(pspec.groups[group])))
+    moved = [to_free(spec, permute(spec, effective, {group: np.array(p)}, pspec)) for p in perms]
     stacked = {k: np.stack([m[k] for m in moved]) for k in params}
     outs = np.asarray(jax.jit(jax.vmap(lambda p: spec.apply_jax(p, x)))(stacked))
     return perms, outs
@@ -69,9 +71,9 @@ def test_exhaustive_hidden_permutations(symmetry):
 
 def test_exhaustive_resnet_stream_permutations_for_w_asym():
     # A residual stream shares one permutation across blocks; none but identity is a symmetry of W-Asym.
-    spec = bnn_asym.ResNet((2, 6, 6), 2, depth=8, width=0.375, norm="layer", symmetry="w_asym", seed=1)
+    spec = bnn_asym.ResNet((2, 6, 6), 2, depth=8, width=0.3125, norm="layer", symmetry="w_asym", seed=1)
     params, x = perturbed_params(spec), inputs_for(spec, n=8)
-    assert permutation_spec(spec).groups["P_stem"] == 6
+    assert permutation_spec(spec).groups["P_stem"] == 5  # all 5! = 120 permutations
     perms, outs = _all_permutation_outputs(spec, params, x, "P_stem")
     change = np.abs(outs - outputs(spec, params, x)[None]).max(axis=(1, 2))
     assert np.sum(change < 1e-10) == 1

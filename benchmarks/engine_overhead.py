@@ -1,0 +1,236 @@
+"""How much does ``bnn_asym.fit`` cost on top of hand-written NumPyro / the hardware limit?
+
+Measured side by side in one run (machines are noisy; ratios are what count):
+1. NUTS through fit() vs a hand-written NumPyro NUTS on the same BNN: wall-time ratio (target <= 1.10).
+2. Gradient evaluations per second inside NUTS (sampling phase) vs a jitted raw value_and_grad loop
+   of the same log joint (target >= 0.9).
+3. MFVI through fit(): SVI steps per second vs a hand-written jitted SVI loop (target >= 0.9).
+4. NumPyro vs Pyro NUTS backends on the same model: ESS per second.
+
+Run:  python benchmarks/engine_overhead.py [--quick]
+Writes benchmarks/results/engine_overhead.{md,json}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpyro
+
+numpyro.set_host_device_count(2)
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+import bnn_asym  # noqa: E402
+from bnn_asym import datasets  # noqa: E402
+from bnn_asym.bench.machine import machine_description  # noqa: E402
+from bnn_asym.inference.base import init_values  # noqa: E402
+from bnn_asym.io import atomic_write_text  # noqa: E402
+from bnn_asym.jax_setup import enable_compilation_cache  # noqa: E402
+from bnn_asym.models import BayesianModel, Likelihood, Prior  # noqa: E402
+
+torch.set_num_threads(1)
+enable_compilation_cache()
+RESULTS = Path(__file__).parent / "results"
+
+
+def problem(n_samples=None):
+    ds = datasets.load("digits", seed=0, n_samples=n_samples)
+    net = bnn_asym.MLP(ds.n_features, (32, 32), ds.n_classes, symmetry="w_asym", seed=0)
+    return ds, BayesianModel(net, Likelihood("categorical"), Prior())
+
+
+def chain_inits(model, chains):
+    inits = [init_values(model, 1000 * c) for c in range(chains)]
+    return {k: np.stack([v[k] for v in inits]) for k in inits[0]}
+
+
+def hand_written_nuts(model, X, y, warmup, samples, chains):
+    from numpyro.infer import MCMC, NUTS
+
+    mcmc = MCMC(NUTS(model.numpyro_model()), num_warmup=warmup, num_samples=samples, num_chains=chains,
+                chain_method="parallel", progress_bar=False)
+    start = time.perf_counter()
+    mcmc.run(jax.random.PRNGKey(0), jnp.asarray(X), jnp.asarray(y), init_params=chain_inits(model, chains))
+    jax.block_until_ready(mcmc.get_samples())
+    return time.perf_counter() - start
+
+
+def fit_nuts(model, X, y, warmup, samples, chains):
+    start = time.perf_counter()
+    post = bnn_asym.fit(model, X, y, engine="nuts", num_warmup=warmup, num_samples=samples, num_chains=chains,
+                        chain_method="parallel", progress=False)
+    return time.perf_counter() - start, post
+
+
+def nuts_gradient_rate(model, X, y, warmup, samples):
+    """Leapfrog steps per second of NumPyro NUTS in the sampling phase (one chain, compiled beforehand)."""
+    from numpyro.infer import MCMC, NUTS
+
+    mcmc = MCMC(NUTS(model.numpyro_model()), num_warmup=warmup, num_samples=samples, progress_bar=False)
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    mcmc.warmup(jax.random.PRNGKey(0), X, y, init_params=init_values(model, 0), extra_fields=("num_steps",))
+    mcmc.run(mcmc.post_warmup_state.rng_key, X, y, extra_fields=("num_steps",))  # compiles the sampling loop
+    mcmc.post_warmup_state = mcmc.last_state
+    start = time.perf_counter()
+    mcmc.run(mcmc.post_warmup_state.rng_key, X, y, extra_fields=("num_steps",))
+    jax.block_until_ready(mcmc.get_samples())
+    wall = time.perf_counter() - start
+    steps = int(np.asarray(mcmc.get_extra_fields()["num_steps"]).sum())
+    return steps / wall, steps
+
+
+def raw_gradient_rate(model, X, y, n_evals):
+    """value_and_grad of the same log joint, n_evals times in one jitted fori_loop (the hardware limit)."""
+    from numpyro.infer.util import log_density
+
+    model_fn = model.numpyro_model()
+    X, y = jnp.asarray(X), jnp.asarray(y)
+
+    def potential(p):
+        return -log_density(model_fn, (X, y), {}, p)[0]
+
+    vg = jax.value_and_grad(potential)
+
+    @jax.jit
+    def loop(p):
+        def body(_, carry):
+            p, acc = carry
+            v, g = vg(p)  # each step depends on the last: nothing can be hoisted or skipped
+            return jax.tree.map(lambda a, b: a - 1e-9 * b, p, g), acc + v
+
+        return jax.lax.fori_loop(0, n_evals, body, (p, 0.0))
+
+    p0 = {k: jnp.asarray(v) for k, v in init_values(model, 0).items()}
+    jax.block_until_ready(loop(p0))
+    start = time.perf_counter()
+    jax.block_until_ready(loop(p0))
+    return n_evals / (time.perf_counter() - start)
+
+
+def hand_written_svi(model, X, y, steps):
+    from numpyro.infer import SVI, Trace_ELBO, init_to_value
+    from numpyro.infer.autoguide import AutoNormal
+    from numpyro.optim import Adam
+
+    model_fn = model.numpyro_model()
+    init = {k: jnp.asarray(v) for k, v in init_values(model, 0).items()}
+    guide = AutoNormal(model_fn, init_loc_fn=init_to_value(values=init), init_scale=0.01)
+    svi = SVI(model_fn, guide, Adam(1e-2), Trace_ELBO())
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    start = time.perf_counter()
+    state = svi.init(jax.random.PRNGKey(0), X, y, None)
+    update = jax.jit(svi.update, static_argnums=3)
+    for _ in range(steps):
+        state, loss = update(state, X, y, None)
+    jax.block_until_ready(loss)
+    params = svi.get_params(state)
+    jax.block_until_ready(guide.sample_posterior(jax.random.PRNGKey(1), params, sample_shape=(200,)))
+    return steps / (time.perf_counter() - start)
+
+
+def fit_svi(model, X, y, steps):
+    start = time.perf_counter()
+    bnn_asym.fit(model, X, y, engine="mfvi", num_steps=steps, lr=1e-2, progress=False)
+    return steps / (time.perf_counter() - start)
+
+
+def ess_per_second(model, X, y, backend, warmup, samples):
+    post = bnn_asym.fit(model, X, y, engine="nuts", backend=backend, num_warmup=warmup, num_samples=samples,
+                        num_chains=2, max_tree_depth=6, progress=False)
+    d = post.diagnostics()
+    wall = post.info["wall_time_s"]
+    return {"wall_s": wall, "grad_evals": d["grad_evals"], "grad_evals_per_s": d["grad_evals"] / wall,
+            "min_ess_bulk_params": d["parameters"]["min_ess_bulk"],
+            "median_ess_bulk_params": d["parameters"]["median_ess_bulk"],
+            "min_ess_bulk_pred": d["predictions"]["min_ess_bulk"],
+            "median_ess_per_s": d["parameters"]["median_ess_bulk"] / wall,
+            "min_ess_pred_per_s": d["predictions"]["min_ess_bulk"] / wall}
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--quick", action="store_true", help="small settings, to check the script runs")
+    args = parser.parse_args()
+    q = args.quick
+    ds, model = problem()
+    X, y = ds.X_train, ds.y_train
+    out = {"machine": machine_description(), "problem": f"digits ({len(X)} train rows), MLP 64-32-32-10 W-Asym, "
+           f"{model.net.num_free_params} free parameters, categorical likelihood"}
+
+    warmup, samples = (50, 50) if q else (300, 300)
+    # alternate, and keep the faster of two runs each: both share the persistent compilation cache
+    hand, via_fit = [], []
+    for _ in range(2):
+        hand.append(hand_written_nuts(model, X, y, warmup, samples, 2))
+        via_fit.append(fit_nuts(model, X, y, warmup, samples, 2)[0])
+    out["nuts_wall"] = {"hand_written_s": hand, "fit_s": via_fit, "ratio": min(via_fit) / min(hand),
+                        "settings": f"2 parallel chains, {warmup} warmup + {samples} samples"}
+    print("nuts wall", out["nuts_wall"], flush=True)
+
+    nuts_rate, steps = nuts_gradient_rate(model, X, y, warmup, samples)
+    raw_rate = raw_gradient_rate(model, X, y, n_evals=2000 if q else 20000)
+    out["nuts_gradients"] = {"nuts_grad_evals_per_s": nuts_rate, "raw_value_and_grad_per_s": raw_rate,
+                             "ratio": nuts_rate / raw_rate, "nuts_grad_evals_timed": steps}
+    print("gradients", out["nuts_gradients"], flush=True)
+
+    svi_steps = 500 if q else 5000
+    hand_svi, fit_rate = [], []
+    for _ in range(2):
+        hand_svi.append(hand_written_svi(model, X, y, svi_steps))
+        fit_rate.append(fit_svi(model, X, y, svi_steps))
+    out["mfvi_steps"] = {"hand_written_steps_per_s": hand_svi, "fit_steps_per_s": fit_rate,
+                         "ratio": max(fit_rate) / max(hand_svi), "steps": svi_steps}
+    print("mfvi", out["mfvi_steps"], flush=True)
+
+    small_ds = datasets.load("moons", seed=0, n_samples=300)
+    small = BayesianModel(bnn_asym.MLP(2, (16, 16), 2, symmetry="w_asym", seed=0))
+    w, s = (20, 20) if q else (150, 150)
+    backends = {b: ess_per_second(small, small_ds.X_train, small_ds.y_train, b, w, s) for b in ("numpyro", "pyro")}
+    out["backends"] = {"problem": f"moons ({len(small_ds.X_train)} rows), MLP 2-16-16-2 W-Asym, 2 chains, "
+                                  f"{w} warmup + {s} samples, max tree depth 6", **backends,
+                       "median_ess_per_s_ratio_numpyro_over_pyro":
+                           backends["numpyro"]["median_ess_per_s"] / backends["pyro"]["median_ess_per_s"],
+                       "grad_evals_per_s_ratio_numpyro_over_pyro":
+                           backends["numpyro"]["grad_evals_per_s"] / backends["pyro"]["grad_evals_per_s"]}
+    print("backends", out["backends"], flush=True)
+
+    name = "engine_overhead_quick" if q else "engine_overhead"
+    atomic_write_text(RESULTS / f"{name}.json", json.dumps(out, indent=1))
+    atomic_write_text(RESULTS / f"{name}.md", table(out))
+    print(table(out))
+
+
+def table(out: dict) -> str:
+    n, g, m, b = out["nuts_wall"], out["nuts_gradients"], out["mfvi_steps"], out["backends"]
+    return "\n".join([
+        f"Engine overhead ({out['problem']})",
+        "",
+        "| measure | bnn_asym | reference | ratio | target |",
+        "|---|---|---|---|---|",
+        f"| NUTS wall time via fit() vs hand-written NumPyro ({n['settings']}) | {min(n['fit_s']):.1f} s | "
+        f"{min(n['hand_written_s']):.1f} s | {n['ratio']:.3f} | <= 1.10 |",
+        f"| gradient evaluations/s inside NUTS vs jitted raw value_and_grad loop | {g['nuts_grad_evals_per_s']:.0f} | "
+        f"{g['raw_value_and_grad_per_s']:.0f} | {g['ratio']:.3f} | >= 0.9 |",
+        f"| MFVI steps/s via fit() vs hand-written jitted SVI loop ({m['steps']} steps, init and compile included) | "
+        f"{max(m['fit_steps_per_s']):.0f} | {max(m['hand_written_steps_per_s']):.0f} | {m['ratio']:.3f} | >= 0.9 |",
+        f"| NUTS median ESS/s, NumPyro vs Pyro backend ({b['problem']}) | {b['numpyro']['median_ess_per_s']:.2f} | "
+        f"{b['pyro']['median_ess_per_s']:.2f} | {b['median_ess_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
+        f"| NUTS gradient evaluations/s, NumPyro vs Pyro | {b['numpyro']['grad_evals_per_s']:.0f} | "
+        f"{b['pyro']['grad_evals_per_s']:.0f} | {b['grad_evals_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
+        "",
+        f"Machine: {out['machine']}",
+        "",
+    ])
+
+
+if __name__ == "__main__":
+    sys.exit(main())
