@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 demo: $(STAMP)
-	MPLBACKEND=Agg $(BIN)/bnn-asym demo
+	MPLBACKEND=Agg $(BIN)/bnn-asym fit --data moons --symmetry standard w_asym sigma_asym
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --durations=15
