@@ -4,6 +4,7 @@ bnn-asym demo                     the three network kinds and their symmetry che
 bnn-asym fit  --data moons --engine nuts --symmetry standard w_asym     fit BNNs, compare, save posteriors
 bnn-asym lmc  --data mnist --model mlp     linear mode connectivity: table, JSON and plot
 bnn-asym mli  --data mnist --model mlp     monotonic linear interpolation: table, JSON and plot
+bnn-asym bench --suite depth|mcmc          BNN benchmarks, standard vs asymmetric: table, JSON and plot
 """
 
 from __future__ import annotations
@@ -149,6 +150,28 @@ def _cmd_phenomenon(args) -> int:
     return 0
 
 
+def _cmd_bench(args) -> int:
+    from . import set_cpu_devices
+
+    set_cpu_devices(max(2, args.chains))
+    import torch
+
+    torch.set_num_threads(1)
+    from .bench.bnn import BNNBenchConfig, run_bnn_bench, write_bnn_report
+    from .bench.machine import machine_description
+    from .bench.store import ResultsStore
+
+    cfg = BNNBenchConfig(suite=args.suite, data=args.data, seeds=args.seeds, width=args.width,
+                         depths=tuple(args.depths), vi_steps=args.vi_steps, nuts_warmup=args.nuts_warmup,
+                         nuts_samples=args.nuts_samples, chains=args.chains, n_samples=args.n_samples)
+    report = run_bnn_bench(cfg, ResultsStore(args.store), progress=not args.no_progress)
+    paths = write_bnn_report(report, args.out, machine=machine_description())
+    print(paths[0].read_text())
+    print(f"reused {report['jobs_reused']} of {report['jobs']} jobs from {args.store}")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
     from .bench.phenomena import MODELS
     from .datasets import NAMES
@@ -200,6 +223,24 @@ def build_parser() -> argparse.ArgumentParser:
                            "pairs per variant")
     _add_phenomenon_parser(sub, "mli", "monotonic linear interpolation from init to trained weights",
                            "networks per variant")
+
+    from .bench.bnn import SUITES
+
+    b = sub.add_parser("bench", help="BNN benchmarks: standard vs asymmetric (depth: low-rank VI; mcmc: NUTS)")
+    b.add_argument("--suite", default="depth", choices=SUITES)
+    b.add_argument("--data", default="mnist1d", choices=NAMES)
+    b.add_argument("--seeds", type=int, default=2)
+    b.add_argument("--width", type=int, default=64)
+    b.add_argument("--depths", type=int, nargs="+", default=[4, 8, 16], help="weight layers (depth suite)")
+    b.add_argument("--vi-steps", type=int, default=4000)
+    b.add_argument("--nuts-warmup", type=int, default=500)
+    b.add_argument("--nuts-samples", type=int, default=500)
+    b.add_argument("--chains", type=int, default=2)
+    b.add_argument("--n-samples", type=int, default=None)
+    b.add_argument("--out", default="benchmarks/results")
+    b.add_argument("--store", default="runs/bench.sqlite")
+    b.add_argument("--no-progress", action="store_true")
+    b.set_defaults(func=_cmd_bench)
     return parser
 
 

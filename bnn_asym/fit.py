@@ -80,19 +80,18 @@ def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior 
     The same seed gives the same draws.
     """
     engine_cls = get_engine(engine)
+    if not isinstance(net_or_model, (BayesianModel, NetSpec)):
+        raise ValueError(f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}")
+    if not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ValueError(f"seed={seed!r} is not valid; accepted: an integer >= 0")
+    X_arr, y_arr = _check_inputs(net_or_model, X, y)
     if isinstance(net_or_model, BayesianModel):
         if likelihood is not None or prior is not None:
             raise ValueError("pass likelihood and prior inside the BayesianModel, not to fit() as well")
         model = net_or_model
-    elif isinstance(net_or_model, NetSpec):
-        X_arr, y_arr = _check_inputs(net_or_model, X, y)
+    else:
         lik = _default_likelihood(net_or_model, y_arr) if likelihood is None else as_likelihood(likelihood)
         model = BayesianModel(net_or_model, lik, prior if prior is not None else Prior())
-    else:
-        raise ValueError(f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not valid; accepted: an integer >= 0")
-    X_arr, y_arr = _check_inputs(model, X, y)
     y_typed = model.likelihood.check_targets(y_arr, model.n_outputs)
     if model.likelihood.name == "bernoulli":
         y_typed = y_typed.astype(np.float32)

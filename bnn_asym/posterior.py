@@ -49,7 +49,8 @@ class Posterior:
                 f"{self.model.net.family} {self.model.net.symmetry}, likelihood={self.model.likelihood.name!r})")
 
     # ----- network outputs ------------------------------------------------------------------------------
-    def _flat(self) -> dict[str, np.ndarray]:
+    def flat_draws(self) -> dict[str, np.ndarray]:
+        """Draws with chain and draw axes merged: name -> (chain * draw, *shape)."""
         s = self.n_chains * self.n_draws
         return {k: v.reshape((s,) + v.shape[2:]) for k, v in self.draws.items()}
 
@@ -78,7 +79,7 @@ class Posterior:
 
     def _map_draws(self, fn, X, *extra, draw_chunk: int = 256, row_chunk: int = 4096):
         """Apply a vmapped per-draw function over all draws (S) and rows; returns (S, N, ...)."""
-        flat = self._flat()
+        flat = self.flat_draws()
         X = self._check_X(X)
         s = self.n_chains * self.n_draws
         rows = []
@@ -107,9 +108,9 @@ class Posterior:
     def predict(self, X):
         """Classification: posterior-mean class probabilities (N, K) (bernoulli: (N, 2)).
         Regression: (mean, std) of the posterior predictive, noise included, each (N,)."""
-        return self._summarise(self._map_draws(self._jax_fns["outputs"], X))
+        return self.predictive_summary(self._map_draws(self._jax_fns["outputs"], X))
 
-    def _summarise(self, out: np.ndarray):
+    def predictive_summary(self, out: np.ndarray):
         """Posterior-mean predictive summary from outputs of shape (S, N, n_outputs)."""
         lik = self.model.likelihood
         out = out.astype(np.float64)
@@ -124,7 +125,7 @@ class Posterior:
         if lik.name == "heteroscedastic":
             var_s = (np.logaddexp(0, out[..., 1]) + lik.min_std) ** 2
         elif lik.learns_noise:
-            var_s = self._flat()["noise_std"].astype(np.float64)[:, None] ** 2 * np.ones_like(mean_s)
+            var_s = self.flat_draws()["noise_std"].astype(np.float64)[:, None] ** 2 * np.ones_like(mean_s)
         else:
             var_s = np.full_like(mean_s, lik.noise_std ** 2)
         mean = mean_s.mean(0)
@@ -135,7 +136,7 @@ class Posterior:
         import jax
 
         keys = jax.random.split(jax.random.PRNGKey(seed), self.n_chains * self.n_draws)
-        flat = self._flat()
+        flat = self.flat_draws()
         X = self._check_X(X)
         ys = np.asarray(self._jax_fns["sample"](flat, X, keys))
         return ys.reshape((self.n_chains, self.n_draws, len(X)))

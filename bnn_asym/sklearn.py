@@ -36,7 +36,7 @@ class _BNNEstimator(BaseEstimator):
         net = MLP(X.shape[1], tuple(self.hidden), n_outputs, symmetry=self.symmetry, seed=self.seed)
         self.posterior_ = fit(net, X, y, engine=self.engine, likelihood=likelihood, prior=Prior(scale=self.prior_scale),
                               seed=self.seed, progress=False, **(self.engine_options or {}))
-        flat = self.posterior_._flat()
+        flat = self.posterior_.flat_draws()
         self._draws = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in flat.items()}
 
     def _outputs(self, X) -> np.ndarray:
@@ -68,7 +68,7 @@ class BNNClassifier(ClassifierMixin, _BNNEstimator):
 
     def predict_proba(self, X):
         check_is_fitted(self, "posterior_")
-        probs = self.posterior_._summarise(self._outputs(X))
+        probs = self.posterior_.predictive_summary(self._outputs(X))
         return probs[:, : len(self.classes_)] / probs[:, : len(self.classes_)].sum(1, keepdims=True)
 
     def predict(self, X):
@@ -89,6 +89,6 @@ class BNNRegressor(RegressorMixin, _BNNEstimator):
 
     def predict(self, X, return_std: bool = False):
         check_is_fitted(self, "posterior_")
-        mean, std = self.posterior_._summarise(self._outputs(X))
+        mean, std = self.posterior_.predictive_summary(self._outputs(X))
         mean = mean * self.y_scale_ + self.y_mean_
         return (mean, std * self.y_scale_) if return_std else mean
