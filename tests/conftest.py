@@ -48,3 +48,12 @@ def inputs_for(spec, n=7, seed=0, dtype="float64"):
 
 def torch_params(params):
     return {k: torch.as_tensor(np.asarray(v)) for k, v in params.items()}
+
+
+@pytest.fixture(scope="module")
+def tiny_task():
+    """A W-Asym MLP and a linearly separable 64-row classification set."""
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((64, 5)).astype(np.float32)
+    y = (X[:, 0] > 0).astype(np.int64)
+    return bnn_asym.MLP(5, (8,), 2, symmetry="w_asym", seed=0), X, y

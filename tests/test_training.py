@@ -8,17 +8,8 @@ import bnn_asym
 from bnn_asym.training import TrainConfig, _lr_factor, epochs_for_steps, train
 
 
-@pytest.fixture(scope="module")
-def setup():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((64, 5)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(np.int64)
-    spec = bnn_asym.MLP(5, (8,), 2, symmetry="w_asym", seed=0)
-    return spec, X, y
-
-
-def test_seeds_for_init_and_data_order_are_separate(setup):
-    spec, X, y = setup
+def test_seeds_for_init_and_data_order_are_separate(tiny_task):
+    spec, X, y = tiny_task
     config = TrainConfig(epochs=3, batch_size=16, weight_decay=0.5)
     r1 = train(spec, X, y, config=config, init_seed=0, data_seed=0)
     r2 = train(spec, X, y, config=config, init_seed=1, data_seed=0)
@@ -42,8 +33,8 @@ def test_weight_decay_never_touches_fixed_entries():
         assert torch.equal(v, before[k])
 
 
-def test_training_reduces_the_loss_and_rejects_bad_settings(setup):
-    spec, X, y = setup
+def test_training_reduces_the_loss_and_rejects_bad_settings(tiny_task):
+    spec, X, y = tiny_task
     result = train(spec, X, y, config=TrainConfig(epochs=30, batch_size=16, lr=1e-2))
     assert result.history[-1]["loss"] < 0.5 * result.history[0]["loss"]
     with pytest.raises(ValueError, match="lr"):

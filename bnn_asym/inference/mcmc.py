@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import (Engine, EngineResult, FitData, check_choice, check_positive_float, check_positive_int,
+from .base import (Engine, EngineResult, FitData, check_choice, check_positive_int,
                    init_values, jax_float_dtype)
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")

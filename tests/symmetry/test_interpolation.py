@@ -1,23 +1,13 @@
 import numpy as np
 import pytest
 
-import bnn_asym
 from bnn_asym.symmetry.interpolation import Curve, interpolate, max_barrier, midpoint_barrier, mli_stats
 from bnn_asym.training import evaluate
 from conftest import perturbed_params
 
 
-@pytest.fixture(scope="module")
-def setup():
-    rng = np.random.default_rng(0)
-    X = rng.standard_normal((64, 5)).astype(np.float32)
-    y = (X[:, 0] > 0).astype(np.int64)
-    spec = bnn_asym.MLP(5, (8,), 2, symmetry="w_asym", seed=0)
-    return spec, X, y
-
-
-def test_endpoints_equal_the_two_models(setup):
-    spec, X, y = setup
+def test_endpoints_equal_the_two_models(tiny_task):
+    spec, X, y = tiny_task
     a, b = perturbed_params(spec, 1, "float32"), perturbed_params(spec, 2, "float32")
     curve = interpolate(spec, a, b, X, y, n_points=5)
     for t_index, params in ((0, a), (-1, b)):
@@ -26,8 +16,8 @@ def test_endpoints_equal_the_two_models(setup):
         assert curve.accuracy[t_index] == pytest.approx(ref["accuracy"])
 
 
-def test_barrier_of_identical_networks_is_zero(setup):
-    spec, X, y = setup
+def test_barrier_of_identical_networks_is_zero(tiny_task):
+    spec, X, y = tiny_task
     a = perturbed_params(spec, 1, "float32")
     curve = interpolate(spec, a, a, X, y, n_points=25)
     assert midpoint_barrier(curve) == pytest.approx(0, abs=1e-6)
