@@ -115,11 +115,9 @@ class Posterior:
         lik = self.model.likelihood
         out = out.astype(np.float64)
         if lik.name == "categorical":
-            z = out - out.max(-1, keepdims=True)
-            p = np.exp(z)
-            return (p / p.sum(-1, keepdims=True)).mean(0)
+            return class_probabilities(out, lik.name).mean(0)
         if lik.name == "bernoulli":
-            p1 = (1 / (1 + np.exp(-out[..., 0]))).mean(0)
+            p1 = class_probabilities(out[..., 0], lik.name).mean(0)
             return np.stack([1 - p1, p1], axis=-1)
         mean_s = out[..., 0]
         if lik.name == "heteroscedastic":
@@ -181,7 +179,7 @@ class Posterior:
                 X = self.X_train[:n_pred]
                 out = self.outputs(X)
                 if self.model.task == "classification":
-                    out = _probabilities(out, self.model.likelihood.name)
+                    out = class_probabilities(out, self.model.likelihood.name)
                 d["predictions"] = _convergence(array_stats, out.reshape(self.n_chains, self.n_draws, -1))
             wall = self.info.get("wall_time_s")
             if wall:
@@ -235,7 +233,8 @@ class Posterior:
         return path
 
 
-def _probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:
+def class_probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:
+    """Network outputs -> probabilities: sigmoid of the logit (bernoulli), softmax over the last axis otherwise."""
     if likelihood == "bernoulli":
         return 1 / (1 + np.exp(-out))
     z = out - out.max(-1, keepdims=True)

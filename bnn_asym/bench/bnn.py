@@ -25,6 +25,7 @@ from ..fit import fit
 from ..io import atomic_path, atomic_write_text
 from ..metrics import classification_metrics
 from ..nets import MLP
+from ..posterior import class_probabilities
 from ..progress import progress_bar
 from .store import ResultsStore
 
@@ -70,10 +71,7 @@ def _settings(cfg: BNNBenchConfig) -> list:
 def chain_disagreement(post, X) -> float:
     """Mean total-variation distance between the predictive distributions of two chains, over inputs and
     chain pairs: 0 when every chain predicts the same, whatever parameters it visited."""
-    out = post.outputs(X).astype(np.float64)
-    z = out - out.max(-1, keepdims=True)
-    probs = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
-    per_chain = probs.mean(1)  # (chain, N, K)
+    per_chain = class_probabilities(post.outputs(X).astype(np.float64), "categorical").mean(1)  # (chain, N, K)
     c = len(per_chain)
     if c < 2:
         return float("nan")
