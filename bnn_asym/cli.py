@@ -125,6 +125,14 @@ def _cmd_fit(args) -> int:
     return 0
 
 
+def _print_report(report: dict, paths: list, store: str) -> int:
+    """The table, how many jobs came from the store, and where the outputs went."""
+    print(paths[0].read_text())
+    print(f"reused {report['jobs_reused']} of {report['jobs']} jobs from {store}")
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
 def _cmd_phenomenon(args) -> int:
     import torch
 
@@ -144,10 +152,7 @@ def _cmd_phenomenon(args) -> int:
     runner = run_lmc if args.command == "lmc" else run_mli
     report = runner(cfg, store, progress=not args.no_progress)
     paths = write_report(report, args.out, machine=machine_description(), tag=args.tag)
-    print(paths[0].read_text())
-    print(f"reused {report['jobs_reused']} of {report['jobs']} jobs from {args.store}")
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return _print_report(report, paths, args.store)
 
 
 def _cmd_bench(args) -> int:
@@ -166,10 +171,7 @@ def _cmd_bench(args) -> int:
                          nuts_samples=args.nuts_samples, chains=args.chains, n_samples=args.n_samples)
     report = run_bnn_bench(cfg, ResultsStore(args.store), progress=not args.no_progress)
     paths = write_bnn_report(report, args.out, machine=machine_description())
-    print(paths[0].read_text())
-    print(f"reused {report['jobs_reused']} of {report['jobs']} jobs from {args.store}")
-    print("wrote " + ", ".join(str(p) for p in paths))
-    return 0
+    return _print_report(report, paths, args.store)
 
 
 def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):

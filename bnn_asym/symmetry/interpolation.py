@@ -9,7 +9,7 @@ the path.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 
 import jax
 import jax.numpy as jnp
@@ -42,8 +42,15 @@ def interpolation_points(n_points: int = 25) -> np.ndarray:
     return np.linspace(0.0, 1.0, n_points)
 
 
-def _losses(spec, stacked: dict, X, y, task: str, batch_size: int = 2048):
-    """Mean loss and accuracy of every parameter set in ``stacked`` (leading axis), vmapped in JAX."""
+def _batch_stats_fn(spec, task: str):
+    """Jitted summed loss and correct count of every parameter set (leading axis) on one batch.
+
+    Cached on the spec instance (like its backend constants): an LMC pair interpolates train and test,
+    unaligned and aligned, and would otherwise trace and compile the same function each time.
+    """
+    cache = spec.__dict__.setdefault("_interpolation_fns", {})
+    if task in cache:
+        return cache[task]
 
     @jax.jit
     def batch_stats(p, xb, yb):
@@ -57,6 +64,13 @@ def _losses(spec, stacked: dict, X, y, task: str, batch_size: int = 2048):
 
         return jax.vmap(one)(p)
 
+    cache[task] = batch_stats
+    return batch_stats
+
+
+def _losses(spec, stacked: dict, X, y, task: str, batch_size: int = 2048):
+    """Mean loss and accuracy of every parameter set in ``stacked`` (leading axis), vmapped in JAX."""
+    batch_stats = _batch_stats_fn(spec, task)
     n = len(X)
     k = len(next(iter(stacked.values())))
     loss_sum, correct = np.zeros(k), np.zeros(k)
@@ -106,8 +120,7 @@ class MLIStats:
     globally_convex: bool
 
     def to_dict(self) -> dict:
-        return {"max_increase": self.max_increase, "monotonic": self.monotonic,
-                "local_convexity": self.local_convexity, "globally_convex": self.globally_convex}
+        return asdict(self)
 
 
 def mli_stats(curve: Curve | np.ndarray, tol: float = 1e-7) -> MLIStats:

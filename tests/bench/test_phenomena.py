@@ -18,6 +18,7 @@ def test_lmc_runs_every_variant_and_resumes_from_the_store(tmp_path):
     assert report["jobs_reused"] == 0
     again = run_lmc(cfg, store, progress=False)
     assert again["jobs_reused"] == again["jobs"] == 3  # nothing retrained
+    assert len(store.all("lmc_pair")) == 3
     assert json.dumps(again["variants"], sort_keys=True) == json.dumps(report["variants"], sort_keys=True)
     paths = write_report(report, tmp_path / "out", machine="test machine")
     assert all(p.exists() for p in paths)
