@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
 from .inference import ENGINES, FitData, get_engine
@@ -37,24 +39,24 @@ def _default_likelihood(net: NetSpec, y: np.ndarray) -> Likelihood:
 
 def _check_inputs(model_or_net, X, y) -> tuple[np.ndarray, np.ndarray]:
     net = model_or_net.net if isinstance(model_or_net, BayesianModel) else model_or_net
-    X = np.asarray(X)
+    X = net.check_inputs(X)
     y = np.asarray(y)
-    if not np.issubdtype(X.dtype, np.number):
-        raise ValueError(f"X must be numeric; got dtype {X.dtype}")
-    d = int(np.prod(net.input_shape))
-    if X.ndim < 2 or int(np.prod(X.shape[1:])) != d:
-        raise ValueError(f"X must have shape (N, {d}) or (N, *{tuple(net.input_shape)}) for this network; got {X.shape}")
     if len(X) != len(y):
         raise ValueError(f"X and y have different lengths: {len(X)} rows vs {len(y)} targets")
     if len(X) == 0:
         raise ValueError("X is empty; fit needs at least one training row")
-    if not np.isfinite(X).all():
-        raise ValueError(f"X contains NaN or inf ({int((~np.isfinite(X)).sum())} entries); clean or impute them first")
-    if not np.issubdtype(y.dtype, np.number) and not np.issubdtype(y.dtype, np.bool_):
-        raise ValueError(f"y must be numeric; got dtype {y.dtype}")
+    if np.iscomplexobj(y) or not (np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_)):
+        raise ValueError(f"y must be real numbers or booleans; got dtype {y.dtype}")
     if not np.isfinite(y.astype(np.float64)).all():
         raise ValueError("y contains NaN or inf")
-    return X.reshape(len(X), d).astype(np.float32), y
+    return X, y
+
+
+def _warn_single_class(model: BayesianModel, y: np.ndarray) -> None:
+    if model.task == "classification" and len(np.unique(y)) == 1:
+        k = 2 if model.likelihood.name == "bernoulli" else model.n_outputs
+        warnings.warn(f"y holds a single class ({int(y[0])}) for a network with {k} classes: the posterior can only "
+                      "learn that every input belongs to it; check the labels", UserWarning, stacklevel=3)
 
 
 def _resolve_device(device: str) -> str:
@@ -82,7 +84,7 @@ def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior 
     engine_cls = get_engine(engine)
     if not isinstance(net_or_model, (BayesianModel, NetSpec)):
         raise ValueError(f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}")
-    if not isinstance(seed, (int, np.integer)) or seed < 0:
+    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} is not valid; accepted: an integer >= 0")
     X_arr, y_arr = _check_inputs(net_or_model, X, y)
     if isinstance(net_or_model, BayesianModel):
@@ -93,6 +95,7 @@ def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior 
         lik = _default_likelihood(net_or_model, y_arr) if likelihood is None else as_likelihood(likelihood)
         model = BayesianModel(net_or_model, lik, prior if prior is not None else Prior())
     y_typed = model.likelihood.check_targets(y_arr, model.n_outputs)
+    _warn_single_class(model, y_typed)
     if model.likelihood.name == "bernoulli":
         y_typed = y_typed.astype(np.float32)
     opts = engine_cls.make_options(options)

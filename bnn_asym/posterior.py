@@ -82,6 +82,11 @@ class Posterior:
         flat = self.flat_draws()
         X = self._check_X(X)
         s = self.n_chains * self.n_draws
+        if len(X) == 0:  # shape of the per-draw output from one row, with no rows
+            probe = self._map_draws(fn, np.zeros((1, X.shape[1]), np.float32), *[
+                None if e is None or not np.ndim(e) else np.zeros((1,) + np.shape(e)[1:], np.asarray(e).dtype)
+                for e in extra], draw_chunk=draw_chunk)
+            return probe[:, :0]
         rows = []
         for r in range(0, len(X), row_chunk):
             xs = X[r:r + row_chunk]
@@ -92,13 +97,7 @@ class Posterior:
         return np.concatenate(rows, axis=1)
 
     def _check_X(self, X) -> np.ndarray:
-        X = np.asarray(X, dtype=np.float32)
-        d = int(np.prod(self.model.net.input_shape))
-        if X.ndim < 2 or int(np.prod(X.shape[1:])) != d:
-            raise ValueError(f"X must have shape (N, {d}) or (N, *{tuple(self.model.net.input_shape)}); got {X.shape}")
-        if not np.isfinite(X).all():
-            raise ValueError("X contains NaN or inf")
-        return X.reshape(len(X), d)
+        return self.model.net.check_inputs(X)
 
     def outputs(self, X) -> np.ndarray:
         """Raw network outputs for every draw: (chain, draw, N, n_outputs)."""
@@ -136,6 +135,9 @@ class Posterior:
         keys = jax.random.split(jax.random.PRNGKey(seed), self.n_chains * self.n_draws)
         flat = self.flat_draws()
         X = self._check_X(X)
+        if len(X) == 0:
+            dtype = np.int64 if self.model.task == "classification" else np.float32
+            return np.zeros((self.n_chains, self.n_draws, 0), dtype)
         ys = np.asarray(self._jax_fns["sample"](flat, X, keys))
         return ys.reshape((self.n_chains, self.n_draws, len(X)))
 
@@ -228,7 +230,7 @@ class Posterior:
                 "/sample_stats": group(self.sample_stats, "s")}
         if self.X_train is not None:
             tree["/data"] = group({"X": self.X_train, "y": self.y_train}, "x")
-        with atomic_path(path, suffix=".nc") as tmp:
+        with atomic_path(path) as tmp:
             xr.DataTree.from_dict(tree).to_netcdf(tmp, engine="netcdf4")
         return path
 
@@ -256,22 +258,39 @@ def _convergence(array_stats, values: np.ndarray) -> dict:
 
 
 def load(path) -> Posterior:
-    """Read a Posterior written by ``Posterior.save``."""
+    """Read a Posterior written by ``Posterior.save``.
+
+    A missing file raises FileNotFoundError; anything that is not a complete bnn_asym posterior file
+    (empty, truncated, another program's NetCDF, random bytes) raises a ValueError naming the file."""
     import xarray as xr
 
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"no saved posterior at {path}")
-    with xr.open_datatree(path, engine="netcdf4") as tree:
-        try:
+    if path.is_dir():
+        raise ValueError(f"{path} is a directory, not a bnn_asym posterior file")
+
+    def unreadable(reason) -> ValueError:
+        return ValueError(f"{path} is not a readable bnn_asym posterior file ({reason}); it should be a NetCDF file "
+                          "written by Posterior.save")
+
+    try:
+        with xr.open_datatree(path, engine="netcdf4") as tree:
+            if "bnn_asym" not in tree.attrs:
+                raise ValueError(f"{path} is not a bnn_asym posterior file (no 'bnn_asym' metadata)")
             meta = json.loads(tree.attrs["bnn_asym"])
-        except KeyError:
-            raise ValueError(f"{path} is not a bnn_asym posterior file (no 'bnn_asym' metadata)") from None
-        if meta.get("format_version") != FORMAT_VERSION:
-            raise ValueError(f"{path} has format version {meta.get('format_version')}; this bnn_asym reads {FORMAT_VERSION}")
-        draws = {k: v.values for k, v in tree["draws"].data_vars.items()}
-        stats = {k: v.values for k, v in tree["sample_stats"].data_vars.items()}
-        data = {k: v.values for k, v in tree["data"].data_vars.items()} if "data" in tree.children else {}
-    model = BayesianModel.from_dict(meta["model"])
-    return Posterior(model, draws, stats, meta["info"], meta["engine"], meta["options"], meta["seed"],
-                     data.get("X"), data.get("y"))
+            if meta.get("format_version") != FORMAT_VERSION:
+                raise ValueError(f"{path} has format version {meta.get('format_version')}; this bnn_asym reads "
+                                 f"{FORMAT_VERSION}")
+            draws = {k: v.values for k, v in tree["draws"].data_vars.items()}
+            stats = {k: v.values for k, v in tree["sample_stats"].data_vars.items()}
+            data = {k: v.values for k, v in tree["data"].data_vars.items()} if "data" in tree.children else {}
+        model = BayesianModel.from_dict(meta["model"])
+        return Posterior(model, draws, stats, meta["info"], meta["engine"], meta["options"], meta["seed"],
+                         data.get("X"), data.get("y"))
+    except ValueError as e:
+        if str(e).startswith(str(path)):
+            raise
+        raise unreadable(e) from e
+    except (OSError, KeyError, TypeError, json.JSONDecodeError, RuntimeError) as e:
+        raise unreadable(f"{type(e).__name__}: {e}") from e

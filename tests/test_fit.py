@@ -68,3 +68,21 @@ def test_other_arguments():
 def test_minibatch_mfvi_runs():
     post = bnn_asym.fit(NET, X, Y, engine="mfvi", batch_size=10, num_steps=200, num_draws=20, progress=False)
     assert post.draws["out.weight"].shape == (1, 20, 3, 4)
+
+
+def test_inputs_outside_the_documented_contract_are_refused():
+    with pytest.raises(ValueError, match="X is complex"):
+        bnn_asym.fit(NET, X.astype(np.complex64), Y, engine="mfvi")
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 3\) for this MLP; got \(30, 3, 1\)"):
+        bnn_asym.fit(NET, X[:, :, None], Y, engine="mfvi")
+    with pytest.raises(ValueError, match="y must be real numbers"):
+        bnn_asym.fit(NET, X, Y.astype(np.complex64), engine="mfvi")
+    for bad_seed in (True, 1.5, "0"):
+        with pytest.raises(ValueError, match=r"seed=.* is not valid; accepted: an integer >= 0"):
+            bnn_asym.fit(NET, X, Y, engine="mfvi", seed=bad_seed)
+
+
+def test_a_single_class_on_a_multiclass_net_warns_at_the_callers_line():
+    with pytest.warns(UserWarning, match=r"y holds a single class \(1\) for a network with 3 classes") as record:
+        bnn_asym.fit(NET, X, np.ones(30, np.int64), engine="mfvi", num_steps=5, progress=False)
+    assert record[0].filename == __file__

@@ -102,3 +102,60 @@ def test_predict_rejects_bad_inputs(fitted):
     bad[0, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         post.predict(bad)
+
+
+def test_save_cleans_temporaries_of_killed_writers_and_fsyncs(fitted, tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    _, post = fitted
+    target = tmp_path / "post.nc"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
+                          text=True).stdout.strip()
+    stale = tmp_path / f".post.nc.{dead}-0badc0de.tmp"  # what a SIGKILLed save leaves behind
+    stale.write_bytes(b"partial")
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(fd), real_fsync(fd)))
+    post.save(target)
+    assert not stale.exists() and [p.name for p in tmp_path.iterdir()] == ["post.nc"]
+    assert synced  # the file is on disk before the rename makes it visible
+
+
+def test_saved_files_follow_the_umask(fitted, tmp_path):
+    import os
+    import stat
+
+    _, post = fitted
+    old = os.umask(0o022)
+    try:
+        path = post.save(tmp_path / "post.nc")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+
+
+@pytest.mark.parametrize("content", [b"", b"\x89HDF\r\n\x1a\n" + b"\0" * 40, bytes(range(256)) * 8], ids=["empty", "hdf-header", "random"])
+def test_load_of_damaged_files_names_the_file(tmp_path, content):
+    path = tmp_path / "bad.nc"
+    path.write_bytes(content)
+    with pytest.raises(ValueError, match=r"bad.nc is not a readable bnn_asym posterior file"):
+        bnn_asym.load(path)
+
+
+def test_load_of_a_truncated_posterior(fitted, tmp_path):
+    _, post = fitted
+    full = post.save(tmp_path / "post.nc").read_bytes()
+    cut = tmp_path / "cut.nc"
+    cut.write_bytes(full[: len(full) // 2])
+    with pytest.raises(ValueError, match=r"cut.nc is not a readable bnn_asym posterior file"):
+        bnn_asym.load(cut)
+
+
+def test_predict_on_no_rows_returns_empty_results(fitted):
+    ds, post = fitted
+    empty = ds.X_test[:0]
+    assert post.predict(empty).shape == (0, ds.n_classes)
+    assert post.log_likelihood(empty, ds.y_test[:0]).shape == (2, 100, 0)
+    assert post.sample_predictive(empty).shape == (2, 100, 0)

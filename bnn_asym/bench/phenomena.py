@@ -76,7 +76,8 @@ def make_spec(model: str, ds: datasets.Dataset, symmetry: str, seed: int):
     if model == "cnn":
         base = CNN(ds.input_shape, (32, 64), k, norm="layer", seed=seed)
         n_fix = tuple(max(1, layer.fan_in // 4) for layer in base.weight_layers())
-        return CNN(ds.input_shape, (32, 64), k, norm="layer", symmetry=symmetry, n_fix=n_fix, kappa=1.0, seed=seed)
+        asym = dict(n_fix=n_fix, kappa=1.0) if symmetry == "w_asym" else {}
+        return CNN(ds.input_shape, (32, 64), k, norm="layer", symmetry=symmetry, seed=seed, **asym)
     return ResNet.paper_resnet20(symmetry, input_shape=ds.input_shape, out_features=k, seed=seed, norm="layer")
 
 

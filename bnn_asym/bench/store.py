@@ -10,6 +10,7 @@ import hashlib
 import json
 import sqlite3
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -17,18 +18,39 @@ def job_key(config: dict) -> str:
     return hashlib.sha256(json.dumps(config, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:32]
 
 
+class StoreError(ValueError):
+    """The store file cannot be used (not SQLite, corrupt, or another program's database)."""
+
+
 class ResultsStore:
     def __init__(self, path):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"results store {self.path} is a directory; accepted: a SQLite file path")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
             db.execute(
                 "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, "
                 "result TEXT NOT NULL, seconds REAL, created REAL)"
             )
+            columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
+        if columns[:4] != ["key", "kind", "config", "result"]:
+            raise StoreError(f"results store {self.path} has a 'jobs' table that bnn_asym did not write; "
+                             "pass another store path")
 
+    @contextmanager
     def _connect(self):
-        return sqlite3.connect(self.path, timeout=60)
+        """A connection whose SQLite errors name this store; commits on success."""
+        try:
+            db = sqlite3.connect(self.path, timeout=60)
+            try:
+                with db:
+                    yield db
+            finally:
+                db.close()
+        except sqlite3.DatabaseError as e:
+            raise StoreError(f"results store {self.path} cannot be read ({e}); it is not a bnn_asym results store "
+                             "or it is damaged: move it away or pass another store path") from e
 
     def get(self, config: dict) -> dict | None:
         with self._connect() as db:

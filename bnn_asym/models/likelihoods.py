@@ -100,7 +100,7 @@ class Likelihood:
                                  "(use likelihood='gaussian' for regression)")
             y = y.astype(np.int64)
             k = 2 if self.name == "bernoulli" else n_outputs
-            if y.min() < 0 or y.max() >= k:
+            if len(y) and (y.min() < 0 or y.max() >= k):
                 raise ValueError(f"class labels must be in 0..{k - 1} for a network with {n_outputs} output(s) and "
                                  f"likelihood={self.name!r}; got labels {sorted(np.unique(y).tolist())[:10]}")
             return y

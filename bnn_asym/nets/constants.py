@@ -22,6 +22,7 @@ STREAM_MASK = 0
 STREAM_FIXED_VALUES = 1
 STREAM_FIGLU = 2
 STREAM_INIT = 3
+STREAM_INIT_BIAS = 4
 
 DEFAULT_KAPPA = 0.5
 DEFAULT_FIX_FRACTION = 1 / 32
@@ -101,9 +102,11 @@ def weight_constants(seed: int, layer: Dense | Conv) -> dict[str, np.ndarray]:
 
 
 def figlu_matrix(seed: int, act: Act) -> np.ndarray:
-    """FiGLU's fixed F: Gaussian with std ``scale / sqrt(d)`` (unscaled N(0,1) gives near-hard gates)."""
+    """FiGLU's fixed F: Gaussian with std ``scale / sqrt(d)``, or ``scale`` when ``act.fan_scaled`` is False
+    (the paper's reference code draws F ~ N(0, 1), which gives near-hard gates at large d)."""
     d = act.features
-    return node_rng(seed, act.index, STREAM_FIGLU).standard_normal((d, d)) * (act.scale / np.sqrt(d))
+    std = act.scale / np.sqrt(d) if act.fan_scaled else act.scale
+    return node_rng(seed, act.index, STREAM_FIGLU).standard_normal((d, d)) * std
 
 
 def free_index(fixed_index: np.ndarray, fan_in: int) -> np.ndarray:
@@ -125,7 +128,9 @@ def gather_index(fixed_index: np.ndarray, fan_in: int) -> np.ndarray:
 
 
 def build_constants(seed: int, nodes) -> dict[str, np.ndarray]:
-    """All constants of a graph, keyed ``"<node>.<what>"`` (what: fixed_index, fixed_value, figlu, ...)."""
+    """All constants of a graph, keyed ``"<node>.<what>"`` (what: fixed_index, fixed_value, figlu, ...).
+
+    The arrays are read-only: a spec caches them, and every backend copies what it keeps."""
     out: dict[str, np.ndarray] = {}
     for node in walk(nodes):
         if isinstance(node, (Dense, Conv)) and node.n_fix > 0:
@@ -133,6 +138,16 @@ def build_constants(seed: int, nodes) -> dict[str, np.ndarray]:
                 out[f"{node.name}.{key}"] = value
         elif isinstance(node, Act) and node.kind == "figlu":
             out[f"{node.name}.figlu"] = figlu_matrix(seed, node)
+    return read_only(out)
+
+
+def read_only(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Copies of ``arrays`` that refuse in-place writes (cached constants must never change)."""
+    out = {}
+    for k, v in arrays.items():
+        a = np.array(v, copy=True)
+        a.flags.writeable = False
+        out[k] = a
     return out
 
 

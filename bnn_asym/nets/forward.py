@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from .constants import gather_index
+from .constants import gather_index, read_only
 from .graph import Act, AvgPool2, Conv, Dense, Flatten, GlobalAvgPool, Norm, Residual, walk
 
 
 def prepared_constants(spec) -> dict[str, np.ndarray]:
-    """The constants a forward pass reads: fixed values, gather indices, FiGLU matrices (numpy)."""
+    """The constants a forward pass reads: fixed values, gather indices, FiGLU matrices (read-only numpy)."""
     consts = spec.constants()
     out = {}
     for node in walk(spec.graph()):
@@ -23,7 +23,7 @@ def prepared_constants(spec) -> dict[str, np.ndarray]:
             out[f"{node.name}.fixed_value"] = consts[f"{node.name}.fixed_value"]
         elif isinstance(node, Act) and node.kind == "figlu":
             out[f"{node.name}.figlu"] = consts[f"{node.name}.figlu"]
-    return out
+    return read_only(out)
 
 
 def effective_weight(node, params, consts, ops):

@@ -93,6 +93,7 @@ class Act:
     features: int
     index: int = -1
     scale: float = 1.0
+    fan_scaled: bool = True  # FiGLU matrix std: scale / sqrt(features) if True, else scale (the paper's code)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from math import prod
 
 import numpy as np
 
-from .constants import STREAM_INIT, node_rng
+from .constants import STREAM_INIT, STREAM_INIT_BIAS, node_rng
 from .graph import Conv, Dense, Norm, walk
 
 
@@ -77,20 +77,37 @@ class Layout:
     def node(self, layer: str):
         return self._nodes[layer]
 
-    def init(self, seed: int = 0, dtype="float32") -> dict[str, np.ndarray]:
-        """Kaiming-normal free weights (std sqrt(2 / full fan-in)), zero biases and shifts, unit scales.
+    def init(self, seed: int = 0, dtype="float32", scheme="kaiming_normal") -> dict[str, np.ndarray]:
+        """Initial free parameters; norm scales start at 1 and shifts at 0 under every scheme.
 
-        Seeded by ``(seed, node index)`` so the init of a layer never depends on the others.
+        scheme "kaiming_normal": weights N(0, 2 / full fan-in), zero biases. "torch_default": PyTorch's
+        nn.Linear / nn.Conv2d default, uniform(-1/sqrt(fan_in), 1/sqrt(fan_in)) for weights and biases.
+        A callable ``f(param: ParamInfo, rng: numpy Generator) -> array of param.shape`` initialises
+        weights and biases. The fan-in is the layer's full fan-in (fixed W-Asym entries included).
+        Seeded by ``(seed, node index, stream)`` so the init of a layer never depends on the others.
         """
         out = {}
         for p in self.infos:
-            if p.role == "weight":
-                rng = node_rng(seed, self._nodes[p.layer].index, STREAM_INIT)
-                out[p.name] = (rng.standard_normal(p.shape) * np.sqrt(2.0 / p.fan_in)).astype(dtype)
-            elif p.role == "scale":
+            if p.role == "scale":
                 out[p.name] = np.ones(p.shape, dtype)
-            else:
+                continue
+            if p.role == "shift":
                 out[p.name] = np.zeros(p.shape, dtype)
+                continue
+            rng = node_rng(seed, self._nodes[p.layer].index, STREAM_INIT if p.role == "weight" else STREAM_INIT_BIAS)
+            if callable(scheme):
+                value = np.asarray(scheme(p, rng))
+                if value.shape != p.shape:
+                    raise ValueError(f"init scheme {scheme!r} returned shape {value.shape} for {p.name!r}; "
+                                     f"expected {p.shape}")
+            elif scheme == "torch_default":
+                bound = 1.0 / np.sqrt(p.fan_in)
+                value = rng.uniform(-bound, bound, p.shape)
+            elif p.role == "weight":
+                value = rng.standard_normal(p.shape) * np.sqrt(2.0 / p.fan_in)
+            else:
+                value = np.zeros(p.shape)
+            out[p.name] = value.astype(dtype)
         return out
 
     def check(self, params: dict) -> None:

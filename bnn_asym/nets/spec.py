@@ -28,6 +28,8 @@ from .layout import Layout
 SYMMETRIES = ("standard", "w_asym", "sigma_asym")
 NORMS = ("none", "layer", "group")
 MASK_KINDS = ("entry", "filter")
+INIT_SCHEMES = ("kaiming_normal", "torch_default")
+FIGLU_INITS = ("scaled", "unscaled")
 SPEC_FORMAT_VERSION = 1
 
 
@@ -52,6 +54,47 @@ def _check_positive_int(param: str, value) -> int:
 
 def _as_tuple(value):
     return tuple(value) if isinstance(value, (list, tuple)) else value
+
+
+def _hidden_widths(hidden) -> tuple[int, ...]:
+    """``hidden`` as a tuple of widths: an int is one hidden layer, a list or tuple one entry per layer."""
+    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
+        return _check_positive_ints("hidden", (hidden,))
+    if not isinstance(hidden, (list, tuple)):
+        raise ValueError(f"hidden={hidden!r} is not valid; accepted: an int (one hidden layer) or a list/tuple of "
+                         "widths, e.g. (64, 64); () for no hidden layer")
+    return _check_positive_ints("hidden", hidden)
+
+
+def check_init_scheme(value):
+    """A weight-init scheme: one of INIT_SCHEMES, or a callable ``f(param: ParamInfo, rng) -> array``."""
+    if callable(value) or value in INIT_SCHEMES:
+        return value
+    raise ValueError(f"init={value!r} is not valid; accepted: {', '.join(map(repr, INIT_SCHEMES))} or a callable "
+                     "f(param_info, rng) -> array")
+
+
+def _scheme_name(scheme) -> str:
+    """JSON form of an init scheme; a callable is recorded as ``module:qualname`` (importable ones round-trip)."""
+    if isinstance(scheme, str):
+        return scheme
+    return f"{scheme.__module__}:{scheme.__qualname__}"
+
+
+def _resolve_scheme(value: str):
+    if value in INIT_SCHEMES:
+        return value
+    import importlib
+
+    module, _, qualname = value.partition(":")
+    try:
+        obj = importlib.import_module(module)
+        for part in qualname.split("."):
+            obj = getattr(obj, part)
+    except (ImportError, AttributeError, ValueError):
+        raise ValueError(f"the spec's init scheme {value!r} cannot be imported; accepted: "
+                         f"{', '.join(map(repr, INIT_SCHEMES))} or an importable function 'module:name'") from None
+    return check_init_scheme(obj)
 
 
 class _GraphBuilder:
@@ -116,7 +159,8 @@ class _GraphBuilder:
 
     def act(self, name: str, features: int) -> Act:
         if self.sigma:
-            return Act(name, "figlu", features, self._index(), float(self.spec.figlu_scale))
+            return Act(name, "figlu", features, self._index(), float(self.spec.figlu_scale),
+                       self.spec.figlu_init == "scaled")
         return Act(name, "relu", features)
 
 
@@ -132,8 +176,17 @@ class NetSpec:
         _check_choice("norm", self.norm, NORMS)
         if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
             raise ValueError(f"seed={self.seed!r} is not valid; accepted: an integer >= 0")
-        if not np.isfinite(self.figlu_scale) or self.figlu_scale <= 0:
+        if (not isinstance(self.figlu_scale, (int, float, np.floating)) or isinstance(self.figlu_scale, bool)
+                or not np.isfinite(self.figlu_scale) or self.figlu_scale <= 0):
             raise ValueError(f"figlu_scale={self.figlu_scale!r} is not valid; accepted: a finite number > 0")
+        _check_choice("figlu_init", self.figlu_init, FIGLU_INITS)
+        check_init_scheme(self.init_scheme)
+        if self.symmetry != "w_asym":
+            given = [p for p in ("n_fix", "kappa") if getattr(self, p) is not None]
+            if given:
+                verb = "apply" if len(given) > 1 else "applies"
+                raise ValueError(f"{' and '.join(given)} {verb} only to symmetry='w_asym' (fixed entries per row); "
+                                 f"this network is symmetry={self.symmetry!r}: leave {' and '.join(given)} unset")
         for param in ("n_fix", "kappa"):
             value = _as_tuple(getattr(self, param))
             object.__setattr__(self, param, value)
@@ -180,9 +233,38 @@ class NetSpec:
     def num_free_params(self) -> int:
         return self.layout.size
 
-    def init(self, seed: int = 0, dtype="float32") -> dict[str, np.ndarray]:
-        """Kaiming-normal free weights (std sqrt(2 / full fan-in)), zero biases, unit norm scales."""
-        return self.layout.init(seed, dtype)
+    def check_inputs(self, X, name: str = "X", dtype=np.float32) -> np.ndarray:
+        """``X`` as a (N, prod(input_shape)) array of ``dtype``; refuses what this network cannot take.
+
+        Accepted: real numbers of shape (N, prod(input_shape)) or (N, *input_shape) (for an MLP these are
+        the same: (N, in_features)); N may be 0. Complex, non-numeric and non-finite inputs are refused.
+        """
+        X = np.asarray(X)
+        d = int(np.prod(self.input_shape))
+        accepted = f"(N, {d})" if len(self.input_shape) == 1 else f"(N, {d}) or (N, {', '.join(map(str, self.input_shape))})"
+        if np.iscomplexobj(X):
+            raise ValueError(f"{name} is complex ({X.dtype}); this network takes real inputs of shape {accepted}")
+        if not (np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)):
+            raise ValueError(f"{name} must be numeric; got dtype {X.dtype}")
+        if X.ndim < 2 or tuple(X.shape[1:]) not in ((d,), tuple(self.input_shape)):
+            raise ValueError(f"{name} must have shape {accepted} for this {self.family}; got {X.shape}")
+        X = X.reshape(len(X), d).astype(dtype)
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or inf ({int((~np.isfinite(X)).sum())} entries); "
+                             "clean or impute them first")
+        return X
+
+    def init(self, seed: int = 0, dtype="float32", scheme=None) -> dict[str, np.ndarray]:
+        """Initial free parameters by the spec's ``init_scheme`` (or ``scheme``): "kaiming_normal" (std
+        sqrt(2 / full fan-in), zero biases) or "torch_default" (PyTorch's uniform(+-1/sqrt(fan_in)) for
+        weights and biases); unit norm scales and zero shifts either way."""
+        return self.layout.init(seed, dtype, self.init_scheme if scheme is None else check_init_scheme(scheme))
+
+    def with_init(self, scheme) -> "NetSpec":
+        """The same network (same constants) with another init scheme."""
+        import dataclasses
+
+        return dataclasses.replace(self, init_scheme=check_init_scheme(scheme))
 
     # ----- backends --------------------------------------------------------------------------------
     def apply_jax(self, params, x):
@@ -206,6 +288,7 @@ class NetSpec:
         for f in fields(self):
             v = getattr(self, f.name)
             d[f.name] = list(v) if isinstance(v, tuple) else v
+        d["init_scheme"] = _scheme_name(self.init_scheme)
         d["constants_digest"] = self.constants_digest()
         if with_constants:
             d["constants"] = {k: _encode_array(v) for k, v in self.constants().items()}
@@ -253,6 +336,8 @@ def spec_from_dict(d: dict, constants: dict | None = None) -> NetSpec:
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; accepted: {sorted(names)}")
     kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+    if "init_scheme" in kwargs:
+        kwargs["init_scheme"] = _resolve_scheme(kwargs["init_scheme"])
     spec = cls(**kwargs)
     if constants is None and "constants" in d:
         constants = {k: _decode_array(v) for k, v in d["constants"].items()}
@@ -263,7 +348,7 @@ def spec_from_dict(d: dict, constants: dict | None = None) -> NetSpec:
                 "the constants regenerated from this spec's seed differ from the ones it was saved with "
                 "(numpy's random generator changed?); load it together with its saved constants"
             )
-        object.__setattr__(spec, "_constants", {k: np.asarray(v) for k, v in constants.items()})
+        object.__setattr__(spec, "_constants", C.read_only(constants))
     return spec
 
 
@@ -291,16 +376,19 @@ class MLP(NetSpec):
     kappa: object = None
     figlu_scale: float = 1.0
     seed: int = 0
+    init_scheme: object = "kaiming_normal"
+    figlu_init: str = "scaled"
 
     family: ClassVar[str] = "MLP"
 
     def __init__(self, in_features: int, hidden=(64, 64), out_features: int = 1, symmetry: str = "standard",
-                 norm: str = "none", n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0):
+                 norm: str = "none", n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0,
+                 init_scheme="kaiming_normal", figlu_init: str = "scaled"):
         object.__setattr__(self, "in_features", _check_positive_int("in_features", in_features))
-        object.__setattr__(self, "hidden", _check_positive_ints("hidden", _as_tuple(hidden)))
+        object.__setattr__(self, "hidden", _hidden_widths(hidden))
         object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
         for k, v in dict(symmetry=symmetry, norm=norm, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
-                         seed=seed).items():
+                         seed=seed, init_scheme=init_scheme, figlu_init=figlu_init).items():
             object.__setattr__(self, k, v)
         self._validate_common()
 
@@ -321,16 +409,20 @@ class MLP(NetSpec):
     @classmethod
     def paper_lmc(cls, symmetry: str = "w_asym", seed: int = 0) -> "MLP":
         """The paper's LMC MLP: 784-512-512-512-10 with LayerNorm, n_fix 64/64/64/256, kappa 1/1/0.5/0.25."""
-        return cls(784, (512, 512, 512), 10, symmetry=symmetry, norm="layer", n_fix=(64, 64, 64, 256),
-                   kappa=(1.0, 1.0, 0.5, 0.25), seed=seed)
+        asym = dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}
+        return cls(784, (512, 512, 512), 10, symmetry=symmetry, norm="layer", seed=seed, **asym)
 
     @classmethod
     def paper_bnn(cls, in_features: int, out_features: int, depth: int = 8, symmetry: str = "w_asym",
-                  seed: int = 0) -> "MLP":
-        """The paper's BNN MLP: ``depth`` weight layers of width 256, 8 fixed entries per row, kappa 0.5."""
-        if depth < 2:
-            raise ValueError(f"depth={depth} is not valid; accepted: an integer >= 2 (weight layers)")
-        return cls(in_features, (256,) * (depth - 1), out_features, symmetry=symmetry, n_fix=8, kappa=0.5, seed=seed)
+                  seed: int = 0, norm: str = "layer", width: int = 256, **kwargs) -> "MLP":
+        """The paper's BNN MLP: ``depth`` weight layers of width 256, each hidden layer LayerNorm + ReLU
+        (``norm="none"`` drops the norm); W-Asym: 8 fixed entries per row, kappa 0.5. ``kwargs`` go to MLP
+        (``init_scheme="torch_default"`` is what the paper's scripts used)."""
+        if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 2:
+            raise ValueError(f"depth={depth!r} is not valid; accepted: an integer >= 2 (weight layers)")
+        asym = dict(n_fix=8, kappa=0.5) if symmetry == "w_asym" else {}
+        return cls(in_features, (width,) * (depth - 1), out_features, symmetry=symmetry, norm=norm, seed=seed,
+                   **asym, **kwargs)
 
 
 @dataclass(frozen=True, repr=False)
@@ -358,13 +450,15 @@ class CNN(NetSpec):
     kappa: object = None
     figlu_scale: float = 1.0
     seed: int = 0
+    init_scheme: object = "kaiming_normal"
+    figlu_init: str = "scaled"
 
     family: ClassVar[str] = "CNN"
 
     def __init__(self, input_shape=(1, 8, 8), channels=(16, 32), out_features: int = 10, hidden=(),
                  kernel_size: int = 3, head: str = "flatten", symmetry: str = "standard", norm: str = "none",
                  groups: int = 1, mask_kind: str = "entry", n_fix=None, kappa=None, figlu_scale: float = 1.0,
-                 seed: int = 0):
+                 seed: int = 0, init_scheme="kaiming_normal", figlu_init: str = "scaled"):
         shape = _check_positive_ints("input_shape", _as_tuple(input_shape))
         if len(shape) != 3:
             raise ValueError(f"input_shape={input_shape!r} is not valid; accepted: (channels, height, width)")
@@ -373,7 +467,7 @@ class CNN(NetSpec):
         if not self.channels:
             raise ValueError("channels=() is not valid; accepted: at least one conv layer width")
         object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
-        object.__setattr__(self, "hidden", _check_positive_ints("hidden", _as_tuple(hidden)))
+        object.__setattr__(self, "hidden", _hidden_widths(hidden))
         k = _check_positive_int("kernel_size", kernel_size)
         if k % 2 == 0:
             raise ValueError(f"kernel_size={k} is not valid; accepted: an odd integer >= 1")
@@ -382,7 +476,7 @@ class CNN(NetSpec):
         _check_choice("mask_kind", mask_kind, MASK_KINDS)
         for name, v in dict(head=head, symmetry=symmetry, norm=norm, groups=_check_positive_int("groups", groups),
                             mask_kind=mask_kind, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
-                            seed=seed).items():
+                            seed=seed, init_scheme=init_scheme, figlu_init=figlu_init).items():
             object.__setattr__(self, name, v)
         c, h, w = shape
         for _ in self.channels:
@@ -441,12 +535,15 @@ class ResNet(NetSpec):
     kappa: object = None
     figlu_scale: float = 1.0
     seed: int = 0
+    init_scheme: object = "kaiming_normal"
+    figlu_init: str = "scaled"
 
     family: ClassVar[str] = "ResNet"
 
     def __init__(self, input_shape=(3, 32, 32), out_features: int = 10, depth: int = 20, width: float = 1.0,
                  symmetry: str = "standard", norm: str = "group", groups: int = 4, mask_kind: str = "entry",
-                 n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0):
+                 n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0, init_scheme="kaiming_normal",
+                 figlu_init: str = "scaled"):
         shape = _check_positive_ints("input_shape", _as_tuple(input_shape))
         if len(shape) != 3:
             raise ValueError(f"input_shape={input_shape!r} is not valid; accepted: (channels, height, width)")
@@ -463,7 +560,7 @@ class ResNet(NetSpec):
             raise ValueError("norm='none' is not valid for ResNet; accepted: 'group', 'layer'")
         for name, v in dict(symmetry=symmetry, norm=norm, groups=_check_positive_int("groups", groups),
                             mask_kind=mask_kind, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
-                            seed=seed).items():
+                            seed=seed, init_scheme=init_scheme, figlu_init=figlu_init).items():
             object.__setattr__(self, name, v)
         self._validate_common()
 
@@ -509,8 +606,9 @@ class ResNet(NetSpec):
             else:
                 stage = int(layer.name[1]) - 1
                 n_fix.append(stage_skip[stage] if layer.name.endswith("_skip") else stage_conv[stage])
-        return cls(input_shape, out_features, 20, 1.0, symmetry=symmetry, mask_kind="entry", n_fix=tuple(n_fix),
-                   kappa=2.0, seed=seed, **kwargs)
+        asym = dict(n_fix=tuple(n_fix), kappa=2.0) if symmetry == "w_asym" else {}
+        return cls(input_shape, out_features, 20, 1.0, symmetry=symmetry, mask_kind="entry", seed=seed, **asym,
+                   **kwargs)
 
 
 FAMILIES = {"MLP": MLP, "CNN": CNN, "ResNet": ResNet}

@@ -62,7 +62,8 @@ class TorchOps:
 
 
 def _to_torch(consts: dict[str, np.ndarray], device) -> dict[str, torch.Tensor]:
-    return {k: torch.as_tensor(v, device=device) for k, v in consts.items()}
+    """Tensors that own their memory (the spec's cached constants are read-only numpy arrays)."""
+    return {k: torch.tensor(v, device=device) for k, v in consts.items()}
 
 
 def _constants(spec, device) -> dict[str, torch.Tensor]:
@@ -102,10 +103,10 @@ class TorchNet(nn.Module):
         self.free = nn.ParameterDict(
             {_safe(k): nn.Parameter(torch.as_tensor(np.asarray(v)).to(dtype).clone()) for k, v in init.items()}
         )
-        consts = prepared_constants(spec)
+        consts = _to_torch(prepared_constants(spec), "cpu")  # copies: load_state_dict writes into buffers
         self._constant_names = tuple(consts)
         for k, v in consts.items():
-            self.register_buffer(_safe(k), torch.as_tensor(v))
+            self.register_buffer(_safe(k), v)
 
     def params(self) -> dict[str, torch.Tensor]:
         """Free parameters keyed by their layout names (``fc0.weight`` ...)."""

@@ -13,7 +13,8 @@ def problem(symmetry="standard", n=40, d=4, seed=0):
     rng = np.random.default_rng(seed)
     X = rng.standard_normal((n, d))
     y = X @ np.array([1.0, -0.5, 0.3, 0.8]) + 0.2 + NOISE * rng.standard_normal(n)
-    net = bnn_asym.MLP(d, (), 1, symmetry=symmetry, n_fix=2 if symmetry == "w_asym" else None, kappa=1.0, seed=3)
+    asym = dict(n_fix=2, kappa=1.0) if symmetry == "w_asym" else {}
+    net = bnn_asym.MLP(d, (), 1, symmetry=symmetry, seed=3, **asym)
     model = BayesianModel(net, Likelihood("gaussian", NOISE), Prior("normal", scale=W_SCALE, bias_scale=B_SCALE))
     return model, X.astype(np.float32), y.astype(np.float32)
 

@@ -83,7 +83,8 @@ def test_torch_module_view_matches_apply_and_hides_constants(family_symmetry):
 
 def test_asymmetrize_user_module_matches_spec():
     for kind, symmetry in (("w", "w_asym"), ("sigma", "sigma_asym")):
-        spec = bnn_asym.MLP(6, (8, 7), 3, symmetry=symmetry, n_fix=(2, 3, 4), kappa=0.7, seed=11)
+        asym = dict(n_fix=(2, 3, 4), kappa=0.7) if symmetry == "w_asym" else {}
+        spec = bnn_asym.MLP(6, (8, 7), 3, symmetry=symmetry, seed=11, **asym)
         params = perturbed_params(spec)
         eff = to_effective(spec, params)
         seq = nn.Sequential(nn.Linear(6, 8), nn.ReLU(), nn.Linear(8, 7), nn.ReLU(), nn.Linear(7, 3)).double()
@@ -110,3 +111,20 @@ def test_asymmetrize_conv_module_and_errors():
         asymmetrize(nn.Sequential(nn.Linear(3, 3)), kind="sigma")
     with pytest.raises(ValueError, match="n_fix"):
         asymmetrize(nn.Sequential(nn.Linear(3, 3)), kind="w", n_fix=3)
+
+
+def test_torch_module_buffers_own_their_memory():
+    spec = bnn_asym.MLP(5, (6,), 2, symmetry="sigma_asym", seed=0)
+    w_spec = bnn_asym.MLP(5, (6,), 2, symmetry="w_asym", seed=0)
+    for s in (spec, w_spec):
+        digest = s.constants_digest()
+        m1, m2, other = s.torch_module(), s.torch_module(), s.torch_module()
+        with torch.no_grad():
+            for buf in other.buffers():
+                if buf.is_floating_point():
+                    buf.mul_(3.0)
+        m1.load_state_dict(other.state_dict())
+        assert s.constants_digest() == digest  # the spec's cached constants are untouched
+        for (name, b1), (_, b2) in zip(m2.named_buffers(), s.torch_module().named_buffers()):
+            assert torch.equal(b1, b2), name  # a sibling module keeps the spec's values
+        assert not any(np.shares_memory(b.numpy(), c) for b in m2.buffers() for c in s.constants().values())

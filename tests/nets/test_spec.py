@@ -141,3 +141,85 @@ def test_specs_are_hashable_and_equal_by_value():
     b = bnn_asym.MLP(3, (4, 4), 2, symmetry="w_asym", n_fix=(1, 1, 1))
     assert a == b and hash(a) == hash(b)
     assert np.array_equal(a.constants()["fc0.fixed_value"], b.constants()["fc0.fixed_value"])
+
+
+def test_hidden_accepts_an_int_as_one_layer_and_names_hidden_otherwise():
+    assert bnn_asym.MLP(2, 8, 2).hidden == (8,)
+    assert bnn_asym.CNN((1, 8, 8), (4,), 3, hidden=5).hidden == (5,)
+    with pytest.raises(ValueError, match="hidden='8' is not valid; accepted: an int"):
+        bnn_asym.MLP(2, "8", 2)
+
+
+@pytest.mark.parametrize("symmetry", ["standard", "sigma_asym"])
+def test_w_asym_settings_on_other_networks_are_refused(symmetry):
+    with pytest.raises(ValueError, match="n_fix applies only to symmetry='w_asym'"):
+        bnn_asym.MLP(4, (8,), 2, symmetry=symmetry, n_fix=2)
+    with pytest.raises(ValueError, match="n_fix and kappa apply only"):
+        bnn_asym.CNN((1, 8, 8), (4,), 2, symmetry=symmetry, n_fix=2, kappa=1.0)
+
+
+def test_bool_seed_is_refused():
+    with pytest.raises(ValueError, match="seed=True is not valid"):
+        bnn_asym.MLP(3, (4,), 2, seed=True)
+
+
+def test_paper_bnn_mlp_has_layernorm_like_the_paper():
+    net = bnn_asym.MLP.paper_bnn(784, 10, depth=16)
+    assert net.norm == "layer" and net.hidden == (256,) * 15
+    assert net.num_free_params == 1_101_498  # "1.1M free parameters"
+    assert bnn_asym.MLP.paper_bnn(784, 10, depth=4, norm="none").norm == "none"
+    assert bnn_asym.MLP.paper_bnn(784, 10, depth=4, symmetry="standard").n_fix is None
+
+
+def test_init_schemes_are_recorded_and_round_trip():
+    net = bnn_asym.MLP(100, (50,), 3, init_scheme="torch_default", seed=0)
+    p = net.init(1)
+    bound = 1 / np.sqrt(100)
+    assert np.abs(p["fc0.weight"]).max() <= bound and np.abs(p["fc0.bias"]).max() <= bound
+    assert p["fc0.weight"].std() == pytest.approx(bound / np.sqrt(3), rel=0.05)  # uniform's std
+    assert np.any(p["fc0.bias"] != 0)
+    kaiming = bnn_asym.MLP(100, (50,), 3, seed=0).init(1)
+    assert kaiming["fc0.weight"].std() == pytest.approx(np.sqrt(2 / 100), rel=0.05) and not kaiming["fc0.bias"].any()
+    assert json.loads(net.to_json())["init_scheme"] == "torch_default"
+    assert spec_from_json(net.to_json()) == net
+    assert net.constants_digest() == net.with_init("kaiming_normal").constants_digest()
+    with pytest.raises(ValueError, match="init='xavier' is not valid; accepted: 'kaiming_normal', 'torch_default'"):
+        bnn_asym.MLP(3, (4,), 2, init_scheme="xavier")
+
+
+def constant_init(param, rng):
+    return np.full(param.shape, 0.25)
+
+
+def test_callable_init_scheme_round_trips_by_import_path():
+    net = bnn_asym.MLP(3, (4,), 2, init_scheme=constant_init)
+    assert np.all(net.init(0)["fc0.weight"] == 0.25) and np.all(net.init(0)["out.bias"] == 0.25)
+    d = json.loads(net.to_json())
+    assert d["init_scheme"].endswith(":constant_init")
+    assert spec_from_json(net.to_json()).init(0)["fc0.weight"][0, 0] == 0.25
+    d["init_scheme"] = "no_such_module:f"
+    with pytest.raises(ValueError, match="cannot be imported"):
+        bnn_asym.spec_from_dict(d)
+
+
+def test_figlu_init_unscaled_matches_the_papers_code():
+    scaled = bnn_asym.MLP(4, (400,), 2, symmetry="sigma_asym", seed=0)
+    unscaled = bnn_asym.MLP(4, (400,), 2, symmetry="sigma_asym", seed=0, figlu_init="unscaled")
+    assert scaled.constants()["fc0_act.figlu"].std() == pytest.approx(1 / 20, rel=0.02)
+    assert unscaled.constants()["fc0_act.figlu"].std() == pytest.approx(1.0, rel=0.02)
+    with pytest.raises(ValueError, match="figlu_init"):
+        bnn_asym.MLP(4, (4,), 2, symmetry="sigma_asym", figlu_init="paper")
+
+
+def test_inputs_are_checked_against_the_network():
+    mlp = bnn_asym.MLP(4, (3,), 2)
+    X = np.ones((5, 4))
+    assert mlp.check_inputs(X).dtype == np.float32 and mlp.check_inputs(X[:0]).shape == (0, 4)
+    with pytest.raises(ValueError, match=r"X must have shape \(N, 4\) for this MLP; got \(5, 2, 2\)"):
+        mlp.check_inputs(X.reshape(5, 2, 2))
+    with pytest.raises(ValueError, match="complex"):
+        mlp.check_inputs(X.astype(complex))
+    cnn = bnn_asym.CNN((1, 8, 8), (4,), 2)
+    assert cnn.check_inputs(np.ones((2, 1, 8, 8))).shape == cnn.check_inputs(np.ones((2, 64))).shape == (2, 64)
+    with pytest.raises(ValueError, match=r"\(N, 64\) or \(N, 1, 8, 8\)"):
+        cnn.check_inputs(np.ones((2, 8, 8)))
