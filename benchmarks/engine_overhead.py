@@ -5,7 +5,9 @@ Measured side by side in one run (machines are noisy; ratios are what count):
 2. Gradient evaluations per second inside NUTS (sampling phase) vs a jitted raw value_and_grad loop
    of the same log joint (target >= 0.9).
 3. MFVI through fit(): SVI steps per second vs a hand-written jitted SVI loop (target >= 0.9).
-4. NumPyro vs Pyro NUTS backends on the same model: ESS per second.
+4. SGLD through fit(): steps per second vs a hand-written jitted SGLD loop on BlackJAX's kernel, same
+   mini-batches of 128, 4 chains in parallel over 2 devices (target >= 0.9).
+5. NumPyro vs Pyro NUTS backends on the same model: ESS per second.
 
 Run:  python benchmarks/engine_overhead.py [--quick] [--parts gradients ...]
 Writes benchmarks/results/engine_overhead.{md,json}.
@@ -31,15 +33,15 @@ import torch  # noqa: E402
 import bnn_asym  # noqa: E402
 from bnn_asym import datasets  # noqa: E402
 from bnn_asym.bench.machine import machine_description  # noqa: E402
-from bnn_asym.inference.base import init_values  # noqa: E402
+from bnn_asym.inference.base import start_values  # noqa: E402
 from bnn_asym.io import atomic_write_text  # noqa: E402
-from bnn_asym.jax_setup import enable_compilation_cache  # noqa: E402
+from bnn_asym.jax_setup import ensure_compilation_cache  # noqa: E402
 from bnn_asym.models import BayesianModel, Likelihood, Prior  # noqa: E402
 
 torch.set_num_threads(1)
-enable_compilation_cache()
+ensure_compilation_cache()
 RESULTS = Path(__file__).parent / "results"
-PARTS = ("nuts_wall", "gradients", "mfvi", "backends")
+PARTS = ("nuts_wall", "gradients", "mfvi", "sgld", "backends")
 
 
 def problem(n_samples=None):
@@ -49,7 +51,7 @@ def problem(n_samples=None):
 
 
 def chain_inits(model, chains):
-    inits = [init_values(model, 1000 * c) for c in range(chains)]
+    inits = [start_values(model, 1000 * c) for c in range(chains)]
     return {k: np.stack([v[k] for v in inits]) for k in inits[0]}
 
 
@@ -84,7 +86,7 @@ def nuts_gradient_rate(model, X, y, warmup, short, long):
     timings = []
     for samples in (short, long):
         mcmc = MCMC(NUTS(model.numpyro_model()), num_warmup=warmup, num_samples=samples, progress_bar=False)
-        mcmc.warmup(jax.random.PRNGKey(0), X, y, init_params=init_values(model, 0), extra_fields=("num_steps",))
+        mcmc.warmup(jax.random.PRNGKey(0), X, y, init_params=start_values(model, 0), extra_fields=("num_steps",))
         start = time.perf_counter()
         mcmc.run(mcmc.post_warmup_state.rng_key, X, y, extra_fields=("num_steps",))
         jax.block_until_ready(mcmc.get_samples())
@@ -114,7 +116,7 @@ def raw_gradient_rate(model, X, y, n_evals):
 
         return jax.lax.fori_loop(0, n_evals, body, (p, 0.0))
 
-    p0 = {k: jnp.asarray(v) for k, v in init_values(model, 0).items()}
+    p0 = {k: jnp.asarray(v) for k, v in start_values(model, 0).items()}
     jax.block_until_ready(loop(p0))
     start = time.perf_counter()
     jax.block_until_ready(loop(p0))
@@ -127,7 +129,7 @@ def hand_written_svi(model, X, y, steps):
     from numpyro.optim import Adam
 
     model_fn = model.numpyro_model()
-    init = {k: jnp.asarray(v) for k, v in init_values(model, 0).items()}
+    init = {k: jnp.asarray(v) for k, v in start_values(model, 0).items()}
     guide = AutoNormal(model_fn, init_loc_fn=init_to_value(values=init), init_scale=0.01)
     svi = SVI(model_fn, guide, Adam(1e-2), Trace_ELBO())
     X, y = jnp.asarray(X), jnp.asarray(y)
@@ -146,6 +148,46 @@ def fit_svi(model, X, y, steps):
     start = time.perf_counter()
     bnn_asym.fit(model, X, y, engine="mfvi", num_steps=steps, lr=1e-2, progress=False)
     return steps / (time.perf_counter() - start)
+
+
+def hand_written_sgld(model, X, y, steps, chains, batch, step_size):
+    """BlackJAX's SGLD kernel in a jitted scan per chain, chains pmapped over the devices: the same
+    mini-batch rule (a random subset without replacement per step) and the same gradient estimate."""
+    import blackjax
+    from numpyro.infer.util import potential_energy
+
+    model_fn = model.numpyro_model()
+    n = len(X)
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    kernel = blackjax.sgmcmc.sgld.build_kernel()
+
+    def grad(position, minibatch):
+        return jax.grad(lambda p: -potential_energy(model_fn, (minibatch[0], minibatch[1], n), {}, p))(position)
+
+    def chain(position, key):
+        def step(carry, _):
+            position, key = carry
+            key, k_batch, k_step = jax.random.split(key, 3)
+            idx = jax.random.choice(k_batch, n, (batch,), replace=False)
+            position = kernel(k_step, position, grad, (X[idx], y[idx]), step_size, 1.0)
+            return (position, key), None
+
+        return jax.lax.scan(step, (position, key), None, length=steps)[0][0]
+
+    run = jax.pmap(chain)
+    starts = [start_values(model, c) for c in range(chains)]
+    positions = {k: jnp.stack([jnp.asarray(s[k]) for s in starts]) for k in starts[0]}
+    keys = jax.random.split(jax.random.PRNGKey(0), chains)
+    start = time.perf_counter()
+    jax.block_until_ready(run(positions, keys))
+    return chains * steps / (time.perf_counter() - start)
+
+
+def fit_sgld(model, X, y, steps, chains, batch, step_size):
+    start = time.perf_counter()
+    bnn_asym.fit(model, X, y, engine="sgld", num_warmup=0, num_samples=steps, num_chains=chains, batch_size=batch,
+                 step_size=step_size, chain_method="parallel", progress=False)
+    return chains * steps / (time.perf_counter() - start)
 
 
 def ess_per_second(model, X, y, backend, warmup, samples):
@@ -204,6 +246,16 @@ def main():
         out["mfvi_steps"] = {"hand_written_steps_per_s": hand_svi, "fit_steps_per_s": fit_rate,
                              "ratio": max(fit_rate) / max(hand_svi), "steps": svi_steps}
         print("mfvi", out["mfvi_steps"], flush=True)
+    if "sgld" in parts:
+        sgld_steps = 500 if q else 5000
+        hand, via_fit = [], []
+        for _ in range(2):  # alternate; compilation included on both sides (each compiles its own loop)
+            hand.append(hand_written_sgld(model, X, y, sgld_steps, 2, 128, 3e-5))
+            via_fit.append(fit_sgld(model, X, y, sgld_steps, 2, 128, 3e-5))
+        out["sgld_steps"] = {"hand_written_steps_per_s": hand, "fit_steps_per_s": via_fit,
+                             "ratio": max(via_fit) / max(hand), "steps": sgld_steps,
+                             "settings": "2 chains in parallel, batch 128, step size 3e-5"}
+        print("sgld", out["sgld_steps"], flush=True)
     if "backends" in parts:
         out["backends"] = backend_comparison(q)
         print("backends", out["backends"], flush=True)
@@ -228,6 +280,7 @@ def backend_comparison(q: bool) -> dict:
 
 def table(out: dict) -> str:
     n, g, m, b = out["nuts_wall"], out["nuts_gradients"], out["mfvi_steps"], out["backends"]
+    sg = out["sgld_steps"]
     return "\n".join([
         f"Engine overhead ({out['problem']})",
         "",
@@ -240,6 +293,9 @@ def table(out: dict) -> str:
         f"{g['raw_value_and_grad_per_s']:.0f} | {g['ratio']:.3f} | >= 0.9 |",
         f"| MFVI steps/s via fit() vs hand-written jitted SVI loop ({m['steps']} steps, init and compile included) | "
         f"{max(m['fit_steps_per_s']):.0f} | {max(m['hand_written_steps_per_s']):.0f} | {m['ratio']:.3f} | >= 0.9 |",
+        f"| SGLD steps/s via fit() vs hand-written jitted BlackJAX SGLD loop ({sg['settings']}, {sg['steps']} steps "
+        f"per chain, compile included) | {max(sg['fit_steps_per_s']):.0f} | {max(sg['hand_written_steps_per_s']):.0f} "
+        f"| {sg['ratio']:.3f} | >= 0.9 |",
         f"| NUTS median ESS/s, NumPyro vs Pyro backend ({b['problem']}) | {b['numpyro']['median_ess_per_s']:.2f} | "
         f"{b['pyro']['median_ess_per_s']:.2f} | {b['median_ess_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
         f"| NUTS gradient evaluations/s, NumPyro vs Pyro | {b['numpyro']['grad_evals_per_s']:.0f} | "

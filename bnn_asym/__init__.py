@@ -2,22 +2,27 @@
 
 Networks (``MLP``, ``CNN``, ``ResNet``; standard, W-Asym or sigma-Asym) from one spec in torch and
 JAX; ``fit`` turns any of them into a BNN with any engine and returns a ``Posterior``.
+
+Importing bnn_asym loads neither JAX nor torch: they are imported where first needed, so
+``bnn-asym --help`` answers at once.
 """
 
 from .fit import ENGINES, fit
+from .jax_setup import configure_compilation_cache
 from .models import BayesianModel, Likelihood, Prior
 from .nets import CNN, MLP, SYMMETRIES, ResNet, spec_from_dict, spec_from_json
 from .posterior import Posterior, load
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 
 def set_cpu_devices(n: int) -> None:
-    """Expose ``n`` CPU devices to JAX so NUTS chains can run in parallel; call before JAX starts computing."""
+    """Expose ``n`` CPU devices to JAX so chains can run in parallel; call before JAX starts computing."""
     import numpyro
 
     numpyro.set_host_device_count(n)
 
 
 __all__ = ["MLP", "CNN", "ResNet", "SYMMETRIES", "spec_from_dict", "spec_from_json", "fit", "ENGINES",
-           "BayesianModel", "Likelihood", "Prior", "Posterior", "load", "set_cpu_devices"]
+           "BayesianModel", "Likelihood", "Prior", "Posterior", "load", "set_cpu_devices",
+           "configure_compilation_cache"]

@@ -4,7 +4,8 @@ bnn-asym demo                     the three network kinds and their symmetry che
 bnn-asym fit  --data moons --engine nuts --symmetry standard w_asym     fit BNNs, compare, save posteriors
 bnn-asym lmc  --data mnist --model mlp     linear mode connectivity: table, JSON and plot
 bnn-asym mli  --data mnist --model mlp     monotonic linear interpolation: table, JSON and plot
-bnn-asym bench --suite depth|mcmc          BNN benchmarks, standard vs asymmetric: table, JSON and plot
+bnn-asym bench SUITE                      benchmark suites: engines x symmetries x networks x data x seeds
+bnn-asym report STORE                     Markdown + PNG report of a benchmark store
 """
 
 from __future__ import annotations
@@ -81,8 +82,10 @@ def _cmd_fit(args) -> int:
     from . import datasets, fit, load
     from .metrics import classification_metrics, gaussian_nll
 
+    from .inference import get_engine
+
     options = _parse_options(args.option)
-    if args.engine in ("nuts", "hmc"):
+    if "num_chains" in get_engine(args.engine).option_names():
         options.setdefault("num_chains", args.chains)
     ds = datasets.load(args.data, seed=args.seed, n_samples=args.n_samples)
     print(f"data: {ds}")
@@ -91,7 +94,7 @@ def _cmd_fit(args) -> int:
         net = _network(args.model, ds, symmetry, args.hidden, args.seed)
         start = time.perf_counter()
         post = fit(net, ds.X_train, ds.y_train, engine=args.engine, seed=args.seed, progress=not args.no_progress,
-                   **options)
+                   init=args.init, backend=args.backend, device=args.device, **options)
         wall = time.perf_counter() - start
         d = post.diagnostics()
         row = {"symmetry": symmetry, "free params": f"{net.num_free_params:,}", "fit s": f"{wall:.1f}"}
@@ -144,7 +147,7 @@ def _cmd_phenomenon(args) -> int:
     torch.set_num_threads(args.threads)
     cfg = PhenomenonConfig(
         data=args.data, model=args.model, runs=args.runs, n_points=args.n_points, seed=args.seed,
-        n_samples=args.n_samples,
+        n_samples=args.n_samples, init_scheme=args.init,
         train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
                           schedule=args.schedule),
     )
@@ -156,27 +159,70 @@ def _cmd_phenomenon(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from . import set_cpu_devices
+    from .bench.suites import load_suite
 
-    set_cpu_devices(max(2, args.chains))
+    suite = load_suite(args.suite)  # validated before anything heavy is imported or run
+    overrides = {}
+    if args.seeds:
+        overrides["seeds"] = tuple(args.seeds)
+    if args.init:
+        import dataclasses
+
+        overrides["networks"] = tuple(dataclasses.replace(n, init=args.init) for n in suite.networks)
+    suite = suite.with_overrides(**overrides) if overrides else suite
+    if args.backend == "inprocess":
+        from . import set_cpu_devices
+
+        set_cpu_devices(2)
     import torch
 
     torch.set_num_threads(1)
-    from .bench.bnn import BNNBenchConfig, run_bnn_bench, write_bnn_report
+    from .bench.harness import run_suite
     from .bench.machine import machine_description
-    from .bench.store import ResultsStore
+    from .bench.report import write_report
+    from .bench.store import BenchStore
 
-    cfg = BNNBenchConfig(suite=args.suite, data=args.data, seeds=args.seeds, width=args.width,
-                         depths=tuple(args.depths), vi_steps=args.vi_steps, nuts_warmup=args.nuts_warmup,
-                         nuts_samples=args.nuts_samples, chains=args.chains, n_samples=args.n_samples)
-    report = run_bnn_bench(cfg, ResultsStore(args.store), progress=not args.no_progress)
-    paths = write_bnn_report(report, args.out, machine=machine_description())
-    return _print_report(report, paths, args.store)
+    store = BenchStore(args.store)
+    posterior_dir = None
+    if args.save_posteriors:
+        from pathlib import Path
+
+        posterior_dir = Path(args.store).with_suffix("").parent / f"{Path(args.store).stem}_posteriors"
+        posterior_dir.mkdir(parents=True, exist_ok=True)
+    summary = run_suite(suite, store, backend=args.backend, jobs=args.jobs, scheduler=args.scheduler,
+                        progress=not args.no_progress, posterior_dir=posterior_dir,
+                        log=lambda m: print(m, file=sys.stderr))
+    print(f"suite {suite.name}: {summary['computed']} cells computed, {summary['reused']} reused from {args.store}")
+    if args.export:
+        print(f"wrote {store.export_csv(args.export)}")
+    if args.out:
+        paths = write_report(store, args.out, suite=suite.name, machine=machine_description())
+        print(paths[0].read_text())
+        print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from pathlib import Path
+
+    from .bench.report import write_report
+    from .bench.store import BenchStore
+
+    if not Path(args.store).exists():
+        raise ValueError(f"no results store at {args.store}")
+    store = BenchStore(args.store)
+    paths = write_report(store, args.out, suite=args.suite, machine=args.machine)
+    if args.export:
+        paths.append(store.export_csv(args.export))
+    print(paths[0].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
+    return 0
 
 
 def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
-    from .bench.phenomena import MODELS
+    from .bench import PHENOMENON_MODELS as MODELS
     from .datasets import NAMES
+    from .nets.spec import INIT_SCHEMES
 
     p = sub.add_parser(name, help=help_text)
     p.add_argument("--data", default="mnist", choices=NAMES)
@@ -190,6 +236,8 @@ def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
     p.add_argument("--n-points", type=int, default=25)
     p.add_argument("--n-samples", type=int, default=None, help="subsample the data set (default: all of it)")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--init", default="kaiming_normal", choices=INIT_SCHEMES,
+                   help="init scheme of the trained networks (the paper's scripts used torch_default)")
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest and most robust on small CPUs)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the table, JSON and plot")
     p.add_argument("--store", default="runs/phenomena.sqlite", help="SQLite store of finished jobs (for resuming)")
@@ -205,8 +253,9 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--seed", type=int, default=0)
     demo.set_defaults(func=_cmd_demo)
 
-    from . import ENGINES, SYMMETRIES
     from .datasets import NAMES
+    from .inference import ENGINES
+    from .nets.spec import INIT_SCHEMES, SYMMETRIES
 
     f = sub.add_parser("fit", help="fit BNNs (one per symmetry kind) with any engine; compare and save posteriors")
     f.add_argument("--data", default="moons", choices=NAMES)
@@ -215,7 +264,12 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--symmetry", nargs="+", default=["standard", "w_asym"], choices=SYMMETRIES)
     f.add_argument("--engine", default="nuts", choices=list(ENGINES))
     f.add_argument("--option", action="append", metavar="KEY=VALUE", help="engine option (repeatable)")
-    f.add_argument("--chains", type=int, default=2, help="chains for nuts/hmc")
+    f.add_argument("--chains", type=int, default=2, help="chains, for engines that run several")
+    f.add_argument("--init", default=None, choices=INIT_SCHEMES + ("map", "ensemble"),
+                   help="how chains start: an init scheme, a MAP estimate, or one MAP per chain (default: the "
+                        "network's kaiming_normal init)")
+    f.add_argument("--backend", default="numpyro", choices=("numpyro", "pyro"))
+    f.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     f.add_argument("--n-samples", type=int, default=None)
     f.add_argument("--seed", type=int, default=0)
     f.add_argument("--save", default=None, metavar="DIR", help="save each posterior (NetCDF) in this folder")
@@ -226,23 +280,31 @@ def build_parser() -> argparse.ArgumentParser:
     _add_phenomenon_parser(sub, "mli", "monotonic linear interpolation from init to trained weights",
                            "networks per variant")
 
-    from .bench.bnn import SUITES
+    from .bench.suites import builtin_suites
 
-    b = sub.add_parser("bench", help="BNN benchmarks: standard vs asymmetric (depth: low-rank VI; mcmc: NUTS)")
-    b.add_argument("--suite", default="depth", choices=SUITES)
-    b.add_argument("--data", default="mnist1d", choices=NAMES)
-    b.add_argument("--seeds", type=int, default=2)
-    b.add_argument("--width", type=int, default=64)
-    b.add_argument("--depths", type=int, nargs="+", default=[4, 8, 16], help="weight layers (depth suite)")
-    b.add_argument("--vi-steps", type=int, default=4000)
-    b.add_argument("--nuts-warmup", type=int, default=500)
-    b.add_argument("--nuts-samples", type=int, default=500)
-    b.add_argument("--chains", type=int, default=2)
-    b.add_argument("--n-samples", type=int, default=None)
-    b.add_argument("--out", default="benchmarks/results")
-    b.add_argument("--store", default="runs/bench.sqlite")
+    b = sub.add_parser("bench", help="run a benchmark suite: every engine x symmetry x network x data x seed, "
+                                     "scored against reference posteriors; resumable")
+    b.add_argument("suite", help=f"a built-in suite ({', '.join(builtin_suites())}) or a TOML/YAML file")
+    b.add_argument("--store", default="runs/bench.sqlite", help="SQLite store of finished cells (for resuming)")
+    b.add_argument("--backend", default="inprocess", choices=("inprocess", "joblib", "dask"),
+                   help="where cells run: this process, local worker processes, or a dask cluster")
+    b.add_argument("--jobs", type=int, default=2, help="local workers (joblib, or a local dask cluster)")
+    b.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a dask scheduler, e.g. tcp://host:8786")
+    b.add_argument("--seeds", type=int, nargs="+", default=None, help="override the suite's seeds")
+    b.add_argument("--init", default=None, choices=INIT_SCHEMES, help="override every network's init scheme")
+    b.add_argument("--export", default=None, metavar="CSV", help="also write the tidy metric rows as CSV")
+    b.add_argument("--save-posteriors", action="store_true", help="save every cell's posterior as NetCDF")
+    b.add_argument("--out", default="benchmarks/results", help="folder for the report (Markdown, JSON, PNG)")
     b.add_argument("--no-progress", action="store_true")
     b.set_defaults(func=_cmd_bench)
+
+    r = sub.add_parser("report", help="write the Markdown + PNG report of a benchmark store")
+    r.add_argument("store")
+    r.add_argument("--suite", default=None, help="only this suite's cells (default: all)")
+    r.add_argument("--out", default="benchmarks/results")
+    r.add_argument("--export", default=None, metavar="CSV")
+    r.add_argument("--machine", default=None, help="machine line for the report")
+    r.set_defaults(func=_cmd_report)
     return parser
 
 

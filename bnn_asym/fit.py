@@ -11,18 +11,25 @@
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
 
-from .inference import ENGINES, FitData, get_engine
-from .jax_setup import enable_compilation_cache
+from .inference import ENGINES, get_engine
+from .inference.base import BACKENDS, FitData, jax_float_dtype, start_values
 from .models import BayesianModel, Likelihood, Prior
 from .models.likelihoods import as_likelihood
-from .nets.spec import NetSpec
+from .nets.spec import INIT_SCHEMES, NetSpec
 from .posterior import Posterior
+from .warn import warn_user
 
 DEVICES = ("auto", "cpu", "gpu")
+WARM_STARTS = ("map", "ensemble")
+# device="auto" uses a GPU only from this much work per step (free parameters x rows): a 2,000-parameter
+# BNN on 1,347 rows (2.7e6) ran NUTS 7x slower on an H100 than on 2 CPU cores; the paper's BNN MLP
+# (1.1e6 parameters x batch 250 = 2.8e8) is where a GPU pays off.
+AUTO_GPU_MIN_WORK = 1e7
+# Warm starts ("map", "ensemble"): Adam on the log joint; pass a Posterior as init for other settings.
+WARM_START_OPTIONS = dict(num_steps=1000, batch_size=128, lr=1e-3, schedule="cosine")
+WARM_START_JITTER = 0.01  # init="map": chains after the first start at MAP + N(0, (0.01 * prior std)^2)
 
 
 def _default_likelihood(net: NetSpec, y: np.ndarray) -> Likelihood:
@@ -52,40 +59,107 @@ def _check_inputs(model_or_net, X, y) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
+def _check_weights(weights, n: int) -> np.ndarray | None:
+    if weights is None:
+        return None
+    w = np.asarray(weights)
+    if w.shape != (n,) or not np.issubdtype(w.dtype, np.number) or np.iscomplexobj(w):
+        raise ValueError(f"weights must be {n} real numbers, one per row of X; got shape {w.shape}, dtype {w.dtype}")
+    w = w.astype(np.float32)
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or not np.any(w > 0):
+        raise ValueError("weights must be finite, >= 0 and not all 0")
+    return w
+
+
 def _warn_single_class(model: BayesianModel, y: np.ndarray) -> None:
     if model.task == "classification" and len(np.unique(y)) == 1:
         k = 2 if model.likelihood.name == "bernoulli" else model.n_outputs
-        warnings.warn(f"y holds a single class ({int(y[0])}) for a network with {k} classes: the posterior can only "
-                      "learn that every input belongs to it; check the labels", UserWarning, stacklevel=3)
+        warn_user(f"y holds a single class ({int(y[0])}) for a network with {k} classes: the posterior can only "
+                  "learn that every input belongs to it; check the labels", UserWarning)
 
 
-def _resolve_device(device: str) -> str:
+def resolve_device(device: str, work: float):
+    """(JAX device, name) for ``device``: "cpu", "gpu" (an error if JAX sees none) or "auto"."""
     if device not in DEVICES:
         raise ValueError(f"device={device!r} is not valid; accepted: {', '.join(DEVICES)}")
     import jax
 
-    has_gpu = any(d.platform == "gpu" for d in jax.devices()) if device != "cpu" else False
-    if device == "gpu" and not has_gpu:
+    gpus = []
+    if device != "cpu":
+        try:
+            gpus = jax.devices("gpu")
+        except RuntimeError:
+            gpus = []
+    if device == "gpu" and not gpus:
         raise ValueError("device='gpu' but JAX sees no GPU; install a CUDA build of jax/torch or use device='cpu'")
-    return "gpu" if has_gpu else "cpu"
+    if gpus and (device == "gpu" or work >= AUTO_GPU_MIN_WORK):
+        return gpus[0], "gpu"
+    return jax.devices("cpu")[0], "cpu"
+
+
+def _parse_init(init):
+    """(init scheme or None, warm start or None) from fit's ``init``."""
+    if init is None:
+        return None, None
+    if isinstance(init, Posterior):
+        return None, init
+    if isinstance(init, str) and init in WARM_STARTS:
+        return None, init
+    if callable(init) or (isinstance(init, str) and init in INIT_SCHEMES):
+        return init, None
+    raise ValueError(f"init={init!r} is not valid; accepted: an init scheme ({', '.join(map(repr, INIT_SCHEMES))} or "
+                     f"a callable), a warm start ({', '.join(map(repr, WARM_STARTS))}), or a Posterior to start from")
 
 
 def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior | None = None, seed: int = 0,
-        progress: bool = True, device: str = "auto", **options) -> Posterior:
+        progress: bool = True, device: str = "auto", backend: str = "numpyro", init=None,
+        chain_method: str = "auto", checkpoints=None, callback=None, budget=None, weights=None,
+        **options) -> Posterior:
     """Fit a Bayesian neural network and return its Posterior.
 
     net_or_model: a network spec (MLP, CNN, ResNet) or a BayesianModel. likelihood: "categorical",
     "bernoulli", "gaussian" (learned noise) or "heteroscedastic", or a Likelihood; None picks from the
     network's outputs and y. prior: default ``Prior("fan_in", scale=1.0)``. engine: one of
-    ``bnn_asym.ENGINES`` ("mfvi", "lowrank_vi", "nuts", "hmc", "swag", "multiswag", "ensemble");
-    options: that engine's options (an unknown one raises TypeError listing the valid ones).
-    The same seed gives the same draws.
+    ``bnn_asym.ENGINES``; options: that engine's options (an unknown one raises TypeError listing the valid
+    ones). backend: "numpyro" (JAX) or "pyro" (torch; mfvi, lowrank_vi, nuts, hmc).
+    init: how chains, guides and members start -- an init scheme ("kaiming_normal", "torch_default", a
+    callable; default: the spec's own), "map" (a MAP estimate), "ensemble" (one MAP estimate per chain:
+    deep-ensemble-initialised MCMC), or a Posterior whose draws to start from.
+    device: "cpu", "gpu", or "auto" (a GPU only for big enough models: ``AUTO_GPU_MIN_WORK``).
+    chain_method: "auto", "parallel" (over devices; see ``bnn_asym.set_cpu_devices``), "vectorized" or
+    "sequential" -- for every engine with several chains, members or runs.
+    checkpoints: when to take intermediate posteriors -- a list of steps, or a dict with ``steps``,
+    ``every_steps`` and/or ``every_seconds``; each is passed to ``callback(checkpoint)`` (return True to
+    stop the run) or, without a callback, kept in ``posterior.checkpoints``.
+    budget: stop early -- a dict with any of ``steps`` (per chain), ``grad_evals``, ``seconds``.
+    weights: per-row likelihood weights (sample weights, >= 0; 0 drops a row); laplace takes 0 or 1 only.
+    The same seed gives the same draws. fit leaves numpy's, Python's and torch's global random state, the
+    Pyro parameter store and JAX's configuration as it found them (bar the compilation cache, set up once:
+    see ``bnn_asym.jax_setup``).
     """
+    from .inference.driver import Budget, CheckpointPlan
+    from .jax_setup import ensure_compilation_cache
+
     engine_cls = get_engine(engine)
     if not isinstance(net_or_model, (BayesianModel, NetSpec)):
         raise ValueError(f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}")
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} is not valid; accepted: an integer >= 0")
+    if backend not in BACKENDS:
+        raise ValueError(f"backend={backend!r} is not valid; accepted: {', '.join(map(repr, BACKENDS))}")
+    if backend not in engine_cls.backends:
+        raise ValueError(f"engine {engine!r} runs on backend {' or '.join(map(repr, engine_cls.backends))}; "
+                         f"got backend={backend!r}")
+    from .inference.runners import CHAIN_METHODS
+
+    if chain_method not in CHAIN_METHODS:
+        raise ValueError(f"chain_method={chain_method!r} is not valid; accepted: {', '.join(map(repr, CHAIN_METHODS))}")
+    if callback is not None and not callable(callback):
+        raise ValueError(f"callback={callback!r} is not valid; accepted: a function of one Checkpoint")
+    plan, limits = CheckpointPlan.parse(checkpoints), Budget.parse(budget)
+    scheme, warm = _parse_init(init)
+    if warm is not None and not engine_cls.warm_start:
+        raise ValueError(f"engine {engine!r} cannot start from init={init!r}")
     X_arr, y_arr = _check_inputs(net_or_model, X, y)
     if isinstance(net_or_model, BayesianModel):
         if likelihood is not None or prior is not None:
@@ -94,25 +168,74 @@ def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior 
     else:
         lik = _default_likelihood(net_or_model, y_arr) if likelihood is None else as_likelihood(likelihood)
         model = BayesianModel(net_or_model, lik, prior if prior is not None else Prior())
+    if scheme is not None:
+        model = BayesianModel(model.net.with_init(scheme), model.likelihood, model.prior)
     y_typed = model.likelihood.check_targets(y_arr, model.n_outputs)
-    _warn_single_class(model, y_typed)
+    _warn_single_class(model, y_typed if weights is None else y_typed[np.asarray(weights) > 0])
     if model.likelihood.name == "bernoulli":
         y_typed = y_typed.astype(np.float32)
     opts = engine_cls.make_options(options)
-    device = _resolve_device(device)
-    enable_compilation_cache()
-    result = _run(engine_cls(), model, FitData(X_arr, y_typed), opts, int(seed), progress, device)
-    return Posterior(model, result.draws, result.sample_stats, {**result.info, "device": device}, engine,
-                     _jsonable(vars(opts)), int(seed), X_arr, y_typed)
+    data = FitData(X_arr, y_typed, _check_weights(weights, len(X_arr)))
+    eng = engine_cls()
+    eng.check(model, data, opts)
+    batch = getattr(opts, "batch_size", None) or data.n
+    jax_device, device_name = resolve_device(device, model.net.num_free_params * min(batch, data.n))
+    if device_name == "gpu" and backend == "pyro":
+        raise ValueError("backend='pyro' runs on the CPU in bnn_asym; use backend='numpyro' for device='gpu'")
+    ensure_compilation_cache()
+    import jax
+
+    with jax.default_device(jax_device):
+        starts, init_label, init_info = _starting_points(eng, model, data, opts, seed, warm, device, chain_method)
+
+        def make_posterior(draws, stats, info):
+            return Posterior(model, draws, stats, info, engine, _jsonable(vars(opts)), int(seed), X_arr, y_typed)
+
+        from .inference.driver import run
+
+        result = run(eng, model, data, opts, backend=backend, seed=int(seed), starts=starts, device=jax_device,
+                     device_name=device_name, chain_method=chain_method, progress=progress, checkpoints=plan,
+                     callback=callback, budget=limits, make_posterior=make_posterior, init_label=init_label)
+    result.info.extra.update(init_info)
+    post = make_posterior(result.draws, result.sample_stats, result.info)
+    post.checkpoints = result.checkpoints
+    return post
 
 
-def _run(engine, model, data, opts, seed, progress, device):
-    if device == "gpu":
-        import jax
+def _starting_points(engine, model, data, options, seed, warm, device, chain_method):
+    """Per-chain starting values (constrained), a label for RunInfo, and the warm start's cost."""
+    from .inference.driver import chain_seeds
 
-        with jax.default_device(jax.devices("gpu")[0]):
-            return engine.run(model, data, opts, seed, progress, "cuda")
-    return engine.run(model, data, opts, seed, progress, "cpu")
+    n_chains = engine.num_chains(options)
+    seeds = chain_seeds(seed, n_chains)
+    dtype = jax_float_dtype()
+    if warm is None:
+        return [start_values(model, s.start, dtype) for s in seeds], "network", {}
+    if isinstance(warm, Posterior):
+        if warm.model.latent_shapes() != model.latent_shapes():
+            raise ValueError("init=<Posterior> must come from a model with the same free parameters as this one")
+        flat = warm.draws
+        c_src, d_src = warm.n_chains, warm.n_draws
+        starts = []
+        for c in range(n_chains):  # chain c: the last draws of source chain c mod C, going back in draws
+            chain, back = c % c_src, c // c_src
+            if back >= d_src:
+                raise ValueError(f"init=<Posterior> has {c_src * d_src} draws; {n_chains} chains need as many")
+            starts.append({k: np.asarray(v[chain, d_src - 1 - back], dtype) for k, v in flat.items()})
+        return starts, f"posterior:{warm.engine}", {}
+    members = n_chains if warm == "ensemble" else 1
+    warm_post = fit(model, data.X, data.y, engine="map", seed=seed, progress=False, device=device,
+                    chain_method=chain_method, num_chains=members, **WARM_START_OPTIONS)
+    points = [{k: np.asarray(v[c, 0], dtype) for k, v in warm_post.draws.items()} for c in range(members)]
+    if warm == "map":
+        prior = model.prior_loc_scale()
+        rng = np.random.default_rng(seeds[0].start)
+        starts = [points[0]] + [{k: (v + WARM_START_JITTER * prior[k][1] * rng.standard_normal(np.shape(v))).astype(dtype)
+                                 if k in prior else v for k, v in points[0].items()} for _ in range(n_chains - 1)]
+    else:
+        starts = points
+    cost = {"init_wall_time_s": warm_post.run_info.wall_time_s, "init_grad_evals": warm_post.run_info.grad_evals}
+    return starts, warm, cost
 
 
 def _jsonable(d: dict) -> dict:

@@ -23,16 +23,30 @@ from .io import atomic_path
 from .models.bayesian import BayesianModel
 
 FORMAT_VERSION = 1
-MCMC_ENGINES = ("nuts", "hmc")
+PREDICT_METHODS = ("mc", "glm", "probit")
+
+
+def jnp_stack_pair(pair):
+    """(primal (S, N, out), tangent (S, N, out)) -> (S, N, 2, out), so one chunked map returns both."""
+    import jax.numpy as jnp
+
+    primal, tangent = pair
+    return jnp.stack([primal, primal + tangent], axis=2)
 
 
 class Posterior:
-    def __init__(self, model: BayesianModel, draws: dict, sample_stats: dict | None = None, info: dict | None = None,
+    def __init__(self, model: BayesianModel, draws: dict, sample_stats: dict | None = None, info=None,
                  engine: str = "", options: dict | None = None, seed: int = 0, X_train=None, y_train=None):
+        from .inference.driver import RunInfo
+
         self.model = model
         self.draws = {k: np.asarray(v) for k, v in draws.items()}
         self.sample_stats = {k: np.asarray(v) for k, v in (sample_stats or {}).items()}
-        self.info = dict(info or {})
+        if info is None or isinstance(info, dict):
+            info = RunInfo.from_dict({"engine": engine, **(info or {})})
+        self.run_info = info  # typed: cost, device, how the run stopped, per-step traces
+        self.info = info.to_dict()  # the same as a JSON-able dict (what save() writes)
+        self.checkpoints = []  # Checkpoint records, when fit(checkpoints=...) had no callback
         self.engine = engine
         self.options = dict(options or {})
         self.seed = seed
@@ -73,8 +87,14 @@ class Posterior:
         def sample(params, x, key):
             return lik.distribution(backend, outputs(params, x), {k: params[k] for k in latent_names}).sample(key)
 
+        def linearized(params, x, center):
+            """Network outputs linearised around ``center``: f(center) + J (params - center)."""
+            tangent = {k: params[k] - center[k] for k in names}
+            return jax.jvp(lambda p: outputs(p, x), ({k: center[k] for k in names},), (tangent,))
+
         vm = jax.vmap
         return {"outputs": jax.jit(vm(outputs, (0, None))), "loglik": jax.jit(vm(loglik, (0, None, None))),
+                "linearized": jax.jit(vm(linearized, (0, None, None))),
                 "sample": jax.jit(vm(sample, (0, None, 0)))}
 
     def _map_draws(self, fn, X, *extra, draw_chunk: int = 256, row_chunk: int = 4096):
@@ -104,10 +124,38 @@ class Posterior:
         out = self._map_draws(self._jax_fns["outputs"], X)
         return out.reshape((self.n_chains, self.n_draws) + out.shape[1:])
 
-    def predict(self, X):
+    def predict(self, X, method: str = "mc"):
         """Classification: posterior-mean class probabilities (N, K) (bernoulli: (N, 2)).
-        Regression: (mean, std) of the posterior predictive, noise included, each (N,)."""
-        return self.predictive_summary(self._map_draws(self._jax_fns["outputs"], X))
+        Regression: (mean, std) of the posterior predictive, noise included, each (N,).
+
+        method: "mc" averages the network over the draws. "glm" averages the network *linearised* around
+        the draws' mean (the predictive a Laplace or other Gaussian posterior is derived for, and usually
+        far better calibrated for them). "probit" (classification) replaces that average by the probit
+        approximation ``softmax(mu / sqrt(1 + pi/8 var))`` of the linearised logits' mean and variance.
+        """
+        if method not in PREDICT_METHODS:
+            raise ValueError(f"method={method!r} is not valid; accepted: {', '.join(map(repr, PREDICT_METHODS))}")
+        if method == "mc":
+            return self.predictive_summary(self._map_draws(self._jax_fns["outputs"], X))
+        if method == "probit" and self.model.task != "classification":
+            raise ValueError("method='probit' is for classification; use 'glm' or 'mc' for regression")
+        flat = self.flat_draws()
+        center = {k: v.astype(np.float64).mean(0).astype(v.dtype) for k, v in flat.items()}
+        primal, lin = self._linearized(X, center)
+        if method == "glm":
+            return self.predictive_summary(lin)
+        mu, var = primal.astype(np.float64), lin.astype(np.float64).var(0)
+        scaled = mu / np.sqrt(1 + np.pi / 8 * var)
+        if self.model.likelihood.name == "bernoulli":
+            p1 = class_probabilities(scaled[..., 0], "bernoulli")
+            return np.stack([1 - p1, p1], axis=-1)
+        return class_probabilities(scaled, "categorical")
+
+    def _linearized(self, X, center: dict):
+        """(f(center) (N, out), linearised outputs of every draw (S, N, out))."""
+        fn = self._jax_fns["linearized"]
+        out = self._map_draws(lambda params, x: jnp_stack_pair(fn(params, x, center)), X)
+        return out[0, :, 0], out[:, :, 1]
 
     def predictive_summary(self, out: np.ndarray):
         """Posterior-mean predictive summary from outputs of shape (S, N, n_outputs)."""
@@ -156,7 +204,7 @@ class Posterior:
         """Convergence and cost. MCMC: R-hat and bulk/tail ESS on the parameters and on predictions at
         up to ``n_pred`` training inputs (prediction space is untouched by parameter symmetries), plus
         divergences, step size and tree depth. VI: the ELBO trace. All: wall time, gradient evaluations."""
-        from arviz_stats.base import array_stats
+        from .metrics.convergence import rhat_summary
 
         d = {"engine": self.engine, "n_chains": self.n_chains, "n_draws": self.n_draws,
              "wall_time_s": self.info.get("wall_time_s"), "grad_evals": self.info.get("grad_evals")}
@@ -176,13 +224,13 @@ class Posterior:
                 d["step_size"] = stats["step_size"][:, -1].tolist()
         if self.n_chains >= 2 and self.n_draws >= 4:
             flat_params = np.concatenate([v.reshape(self.n_chains, self.n_draws, -1) for v in self.draws.values()], -1)
-            d["parameters"] = _convergence(array_stats, flat_params)
+            d["parameters"] = rhat_summary(flat_params)
             if self.X_train is not None:
                 X = self.X_train[:n_pred]
                 out = self.outputs(X)
                 if self.model.task == "classification":
                     out = class_probabilities(out, self.model.likelihood.name)
-                d["predictions"] = _convergence(array_stats, out.reshape(self.n_chains, self.n_draws, -1))
+                d["predictions"] = rhat_summary(out.reshape(self.n_chains, self.n_draws, -1))
             wall = self.info.get("wall_time_s")
             if wall:
                 d["min_ess_bulk_per_s"] = d["parameters"]["min_ess_bulk"] / wall
@@ -242,19 +290,6 @@ def class_probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:
     z = out - out.max(-1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(-1, keepdims=True)
-
-
-def _convergence(array_stats, values: np.ndarray) -> dict:
-    """R-hat (rank-normalised) and bulk/tail ESS over the last axis of (chain, draw, K) values."""
-    values = values.astype(np.float64)
-    varying = values.reshape(-1, values.shape[-1]).std(0) > 0
-    values = values[..., varying]
-    rhat = np.asarray(array_stats.rhat(np.moveaxis(values, -1, 0), chain_axis=-2, draw_axis=-1))
-    bulk = np.asarray(array_stats.ess(np.moveaxis(values, -1, 0), chain_axis=-2, draw_axis=-1, method="bulk"))
-    tail = np.asarray(array_stats.ess(np.moveaxis(values, -1, 0), chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)))
-    return {"max_rhat": float(np.nanmax(rhat)), "median_rhat": float(np.nanmedian(rhat)),
-            "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)), "min_ess_bulk": float(np.nanmin(bulk)),
-            "median_ess_bulk": float(np.nanmedian(bulk)), "min_ess_tail": float(np.nanmin(tail)), "n": int(values.shape[-1])}
 
 
 def load(path) -> Posterior:

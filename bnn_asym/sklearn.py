@@ -5,8 +5,14 @@
 >>> clf.predict_proba(X_test)                                                               # doctest: +SKIP
 
 Posterior draws are fixed at fit time, and predictions are computed in float64 from those draws, so
-a row's prediction never depends on what else is in the batch. Regression targets are standardised
-internally (the prior then has a sensible scale) and predictions mapped back.
+a row's prediction never depends on what else is in the batch. Inputs (and regression targets) are
+standardised internally with the training set's statistics -- the prior and every engine's step sizes
+then have a sensible scale whatever the units of X -- and predictions are mapped back. Every engine in
+``bnn_asym.ENGINES`` can be used (``engine_options`` go to it).
+
+Training sets are padded with zero-weight rows to one of a few sizes (16, 64, 256, 1024, then powers of
+two): the posterior is the same, and fits of sets of nearby sizes (cross-validation folds,
+scikit-learn's checks) reuse one compiled program instead of compiling a new one for every row count.
 """
 
 from __future__ import annotations
@@ -22,33 +28,82 @@ from .models import Prior
 from .nets import MLP
 
 
+PREDICTIVES = ("auto", "mc", "glm")
+MIN_PADDED_ROWS = 16
+
+
+def padded_rows(n: int) -> int:
+    """Rows after padding: the next power of 4 from 16 up to 1024 (few sizes: few compilations, and small
+    sets are cheap to pad), the next power of 2 beyond."""
+    size = MIN_PADDED_ROWS
+    while size < n and size < 1024:
+        size *= 4
+    return size if size >= n else 1 << (n - 1).bit_length()
+
+
+def padded(X: np.ndarray, y: np.ndarray):
+    """(X, y, weights) with zero-weight rows appended up to ``padded_rows(len(X))`` rows."""
+    n = len(X)
+    size = padded_rows(n)
+    weights = np.zeros(size, np.float32)
+    weights[:n] = 1.0
+    X_pad = np.zeros((size,) + X.shape[1:], X.dtype)
+    X_pad[:n] = X
+    y_pad = np.full(size, y[0], dtype=y.dtype)
+    y_pad[:n] = y
+    return X_pad, y_pad, weights
+
+
 class _BNNEstimator(BaseEstimator):
+    """predictive: "mc" averages the network over the posterior draws; "glm" averages the network linearised
+    around the draws' mean (the predictive a Laplace posterior is made for); "auto": "glm" for
+    ``engine="laplace"``, else "mc"."""
+
     def __init__(self, hidden=(32, 32), symmetry="w_asym", engine="ensemble", engine_options=None,
-                 prior_scale=1.0, seed=0):
+                 prior_scale=1.0, seed=0, predictive="auto"):
         self.hidden = hidden
         self.symmetry = symmetry
         self.engine = engine
         self.engine_options = engine_options
         self.prior_scale = prior_scale
         self.seed = seed
+        self.predictive = predictive
 
     def _fit_posterior(self, X, y, n_outputs: int, likelihood: str):
-        net = MLP(X.shape[1], tuple(self.hidden), n_outputs, symmetry=self.symmetry, seed=self.seed)
-        self.posterior_ = fit(net, X, y, engine=self.engine, likelihood=likelihood, prior=Prior(scale=self.prior_scale),
-                              seed=self.seed, progress=False, **(self.engine_options or {}))
+        if self.predictive not in PREDICTIVES:
+            raise ValueError(f"predictive={self.predictive!r} is not valid; accepted: {', '.join(map(repr, PREDICTIVES))}")
+        self.x_mean_ = X.mean(0)
+        scale = X.std(0)
+        self.x_scale_ = np.where(scale > 0, scale, 1.0)
+        net = MLP(X.shape[1], self.hidden, n_outputs, symmetry=self.symmetry, seed=self.seed)
+        X_pad, y_pad, weights = padded((X - self.x_mean_) / self.x_scale_, y)
+        self.posterior_ = fit(net, X_pad, y_pad, engine=self.engine, likelihood=likelihood, weights=weights,
+                              prior=Prior(scale=self.prior_scale), seed=self.seed, progress=False,
+                              **(self.engine_options or {}))
         flat = self.posterior_.flat_draws()
         self._draws = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in flat.items()}
+        self._center = {k: v.mean(0) for k, v in self._draws.items()}
 
     def _outputs(self, X) -> np.ndarray:
         """Network outputs for every draw, (S, N, n_outputs), in float64."""
         check_is_fitted(self, "posterior_")
-        X = validate_data(self, X, reset=False, dtype=np.float64)
+        X = (validate_data(self, X, reset=False, dtype=np.float64) - self.x_mean_) / self.x_scale_
         spec = self.posterior_.model.net
         names = [p.name for p in spec.layout]
         x = torch.as_tensor(X, dtype=torch.float64)
+        draws = {k: self._draws[k] for k in names}
+        linear = self.predictive == "glm" or (self.predictive == "auto" and self.engine == "laplace")
         with torch.no_grad():
-            out = torch.func.vmap(lambda p: spec.apply_torch(p, x))({k: self._draws[k] for k in names})
-        return out.numpy()
+            if not linear:
+                return torch.func.vmap(lambda p: spec.apply_torch(p, x))(draws).numpy()
+            center = {k: self._center[k] for k in names}
+
+            def linearised(p):  # f(center) + J (p - center)
+                tangent = {k: p[k] - center[k] for k in names}
+                primal, change = torch.func.jvp(lambda q: spec.apply_torch(q, x), (center,), (tangent,))
+                return primal + change
+
+            return torch.func.vmap(linearised)(draws).numpy()
 
     def __sklearn_tags__(self):
         tags = super().__sklearn_tags__()

@@ -88,7 +88,7 @@ def as_targets(y) -> torch.Tensor:
 
 
 def train(spec, X, y, task: str = "classification", config: TrainConfig = TrainConfig(), init_seed: int = 0,
-          data_seed: int = 0, init_params: dict | None = None, objective=None, extra_params=(),
+          data_seed: int = 0, init_params: dict | None = None, init_scheme=None, objective=None, extra_params=(),
           optimizer: str = "adamw", momentum: float = 0.9, on_step=None, progress: bool = False,
           desc: str = "train", device: str = "cpu") -> TrainResult:
     """Train the free parameters of ``spec`` on (X, y).
@@ -96,7 +96,8 @@ def train(spec, X, y, task: str = "classification", config: TrainConfig = TrainC
     objective: ``f(out, y_batch, params) -> Tensor`` (a mean loss per example); default: cross-entropy
     or squared error by ``task``. extra_params: more tensors to optimise (e.g. a log noise scale).
     optimizer: "adamw" or "sgd" (with ``momentum``); weight decay applies to the free parameters only.
-    on_step: ``f(step, params: dict[str, Tensor])`` called after every optimiser step (SWAG collects there).
+    on_step: ``f(step, params: dict[str, Tensor])`` called after every optimiser step.
+    init_scheme: overrides the spec's init scheme ("kaiming_normal", "torch_default" or a callable).
     Returns final and initial parameters (numpy) and the per-epoch mean training loss.
     """
     from .nets.torch import TorchNet
@@ -106,7 +107,7 @@ def train(spec, X, y, task: str = "classification", config: TrainConfig = TrainC
         raise ValueError(f"task={task!r} is not valid; accepted: {', '.join(TASKS)}")
     if optimizer not in ("adamw", "sgd"):
         raise ValueError(f"optimizer={optimizer!r} is not valid; accepted: 'adamw', 'sgd'")
-    init = init_params if init_params is not None else spec.init(init_seed)
+    init = init_params if init_params is not None else spec.init(init_seed, scheme=init_scheme)
     module = TorchNet(spec, params=init, dtype=torch.float32).to(device)
     X_t = torch.as_tensor(np.asarray(X), dtype=torch.float32, device=device)
     y_t = as_targets(y).to(device)

@@ -1,5 +1,6 @@
-"""The notebooks run top to bottom (executed here with nbclient, as a user would run them), and every cell
-that draws a plot leaves an image in its output -- a PlotCollection's text repr is not a plot."""
+"""The notebooks run top to bottom (executed here with nbclient, as a user would run them, on the trimmed
+settings they switch to under BNN_ASYM_NOTEBOOK_TRIM=1), and every cell that draws a plot leaves an image
+in its output -- a PlotCollection's text repr is not a plot."""
 
 import re
 from pathlib import Path
@@ -25,6 +26,7 @@ def plotting_cells_without_images(nb) -> list[str]:
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
 def test_notebook_executes_and_shows_its_plots(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # the notebooks select the inline backend themselves
+    monkeypatch.setenv("BNN_ASYM_NOTEBOOK_TRIM", "1")  # small data and short runs; same code paths
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]

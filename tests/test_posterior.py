@@ -90,7 +90,7 @@ def test_diagnostics_report_parameters_and_predictions(fitted):
     d = post.diagnostics()
     for key in ("max_rhat", "min_ess_bulk", "min_ess_tail"):
         assert np.isfinite(d["parameters"][key]) and np.isfinite(d["predictions"][key])
-    assert d["grad_evals"] == int(post.sample_stats["n_steps"].sum())
+    assert d["grad_evals"] > int(post.sample_stats["n_steps"].sum())  # warmup's gradients count too
     json.dumps(d)  # JSON-able
 
 

@@ -1,1 +1,7 @@
-"""Benchmark harness: results store, runners and reports."""
+"""Benchmark harness: results store, runners and reports.
+
+Names the command line needs for its choices live here, so ``bnn-asym --help`` imports neither JAX nor
+torch.
+"""
+
+PHENOMENON_MODELS = ("mlp", "cnn", "resnet")

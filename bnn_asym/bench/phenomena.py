@@ -23,7 +23,7 @@ from ..symmetry.weight_matching import weight_matching
 from ..training import TrainConfig, evaluate, train
 from .store import ResultsStore
 
-MODELS = ("mlp", "cnn", "resnet")
+from . import PHENOMENON_MODELS as MODELS
 LMC_VARIANTS = ("standard", "standard+align", "sigma_asym", "w_asym")
 MLI_VARIANTS = ("standard", "sigma_asym", "w_asym")
 JOB_VERSION = 1
@@ -39,6 +39,7 @@ class PhenomenonConfig:
     seed: int = 0
     n_samples: int | None = None
     mli_subset: int = 1000
+    init_scheme: str = "kaiming_normal"  # of the trained networks' initial weights (paper's scripts: torch_default)
 
     def __post_init__(self):
         if self.data not in datasets.NAMES:
@@ -47,6 +48,9 @@ class PhenomenonConfig:
             raise ValueError(f"model={self.model!r} is not valid; accepted: {', '.join(MODELS)}")
         if not isinstance(self.runs, int) or self.runs < 1:
             raise ValueError(f"runs={self.runs!r} is not valid; accepted: an integer >= 1")
+        from ..nets.spec import check_init_scheme
+
+        check_init_scheme(self.init_scheme)
         if self.n_points < 3 or self.n_points % 2 == 0:
             raise ValueError(f"n_points={self.n_points} is not valid; accepted: an odd integer >= 3 (t = 0.5 on the grid)")
 
@@ -92,7 +96,7 @@ def _summary(values) -> dict:
 
 # ----------------------------------------------------------------------------------------------------
 def _lmc_pair(cfg: PhenomenonConfig, ds, symmetry: str, pair: int) -> dict:
-    spec = make_spec(cfg.model, ds, symmetry, seed=cfg.seed + pair)
+    spec = make_spec(cfg.model, ds, symmetry, seed=cfg.seed + pair).with_init(cfg.init_scheme)
     nets = []
     for member in (0, 1):  # same masks / fixed values, independent init and data order
         s = 2 * pair + member
@@ -154,7 +158,7 @@ def _lmc_report(cfg, per_variant: dict, reused: int, total: int) -> dict:
 
 # ----------------------------------------------------------------------------------------------------
 def _mli_run(cfg: PhenomenonConfig, ds, symmetry: str, run: int) -> dict:
-    spec = make_spec(cfg.model, ds, symmetry, seed=cfg.seed + run)
+    spec = make_spec(cfg.model, ds, symmetry, seed=cfg.seed + run).with_init(cfg.init_scheme)
     result = train(spec, ds.X_train, ds.y_train, config=cfg.train, init_seed=30_000 + run, data_seed=40_000 + run,
                    desc=f"{symmetry} run {run}")
     n = min(cfg.mli_subset, len(ds.X_train))  # a fixed, un-augmented training subset

@@ -1,12 +1,18 @@
-"""A small SQLite store of finished jobs, so that rerunning an experiment skips what is done.
+"""SQLite stores of finished work, so that rerunning an experiment skips what is done.
 
-A job is identified by its configuration (a JSON-able dict); its key is the sha256 of the canonical
-JSON. Each result is written in one transaction: an interrupted run leaves only complete jobs behind.
+``ResultsStore``: one JSON result per job (LMC and MLI runs). ``BenchStore``: the benchmark harness's
+tidy tables -- cells (one per fit of a suite's grid), metrics (one row per cell and metric), curves (one row
+per cell, curve and checkpoint), artifacts (JSON blobs: reliability diagrams, mode labels, barrier
+matrices) and reference posteriors. A cell is written in one transaction, so a killed run leaves only
+complete cells behind and a rerun continues where it stopped, without duplicate rows. Keys are hashes
+of the full configuration and the package version.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
+import io
 import json
 import sqlite3
 import time
@@ -22,20 +28,22 @@ class StoreError(ValueError):
     """The store file cannot be used (not SQLite, corrupt, or another program's database)."""
 
 
-class ResultsStore:
+class _SQLiteStore:
+    SCHEMA: tuple[str, ...] = ()
+    CHECK_TABLE = ("", ())  # (table, its first columns) that must match, or the file is someone else's
+
     def __init__(self, path):
         self.path = Path(path)
         if self.path.is_dir():
             raise StoreError(f"results store {self.path} is a directory; accepted: a SQLite file path")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self._connect() as db:
-            db.execute(
-                "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, "
-                "result TEXT NOT NULL, seconds REAL, created REAL)"
-            )
-            columns = [row[1] for row in db.execute("PRAGMA table_info(jobs)")]
-        if columns[:4] != ["key", "kind", "config", "result"]:
-            raise StoreError(f"results store {self.path} has a 'jobs' table that bnn_asym did not write; "
+            for statement in self.SCHEMA:
+                db.execute(statement)
+            table, first = self.CHECK_TABLE
+            columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
+        if tuple(columns[:len(first)]) != first:
+            raise StoreError(f"results store {self.path} has a {table!r} table that bnn_asym did not write; "
                              "pass another store path")
 
     @contextmanager
@@ -51,6 +59,12 @@ class ResultsStore:
         except sqlite3.DatabaseError as e:
             raise StoreError(f"results store {self.path} cannot be read ({e}); it is not a bnn_asym results store "
                              "or it is damaged: move it away or pass another store path") from e
+
+
+class ResultsStore(_SQLiteStore):
+    SCHEMA = ("CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, "
+              "result TEXT NOT NULL, seconds REAL, created REAL)",)
+    CHECK_TABLE = ("jobs", ("key", "kind", "config", "result"))
 
     def get(self, config: dict) -> dict | None:
         with self._connect() as db:
@@ -80,3 +94,106 @@ class ResultsStore:
         result = compute()
         self.put(config, result, time.perf_counter() - start)
         return result, False
+
+
+class BenchStore(_SQLiteStore):
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS cells (key TEXT PRIMARY KEY, suite TEXT NOT NULL, config TEXT NOT NULL, "
+        "info TEXT NOT NULL, seconds REAL, created REAL)",
+        "CREATE TABLE IF NOT EXISTS metrics (cell TEXT NOT NULL, name TEXT NOT NULL, value REAL, "
+        "PRIMARY KEY (cell, name))",
+        "CREATE TABLE IF NOT EXISTS curves (cell TEXT NOT NULL, curve TEXT NOT NULL, step INTEGER NOT NULL, "
+        "wall_s REAL, grad_evals REAL, value REAL, PRIMARY KEY (cell, curve, step))",
+        "CREATE TABLE IF NOT EXISTS artifacts (cell TEXT NOT NULL, name TEXT NOT NULL, value TEXT NOT NULL, "
+        "PRIMARY KEY (cell, name))",
+        "CREATE TABLE IF NOT EXISTS refs (key TEXT PRIMARY KEY, config TEXT NOT NULL, result TEXT NOT NULL, "
+        "seconds REAL, created REAL)",
+    )
+    CHECK_TABLE = ("cells", ("key", "suite", "config", "info"))
+
+    # ----- cells --------------------------------------------------------------------------------------------
+    def done(self) -> set[str]:
+        with self._connect() as db:
+            return {k for (k,) in db.execute("SELECT key FROM cells")}
+
+    def put_cell(self, key: str, suite: str, config: dict, result: dict, seconds: float) -> None:
+        """One cell's metrics, curves and artifacts, all in one transaction (replacing any earlier copy)."""
+        with self._connect() as db:
+            for table in ("metrics", "curves", "artifacts"):
+                db.execute(f"DELETE FROM {table} WHERE cell = ?", (key,))
+            db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?)",
+                       (key, suite, json.dumps(config, sort_keys=True), json.dumps(result.get("info", {})), seconds,
+                        time.time()))
+            db.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
+                           [(key, n, _real(v)) for n, v in sorted(result.get("metrics", {}).items())])
+            db.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
+                           [(key, c["curve"], int(c["step"]), c["wall_s"], c["grad_evals"], _real(c["value"]))
+                            for c in result.get("curves", [])])
+            db.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
+                           [(key, n, json.dumps(v)) for n, v in sorted(result.get("artifacts", {}).items())])
+
+    def cells(self, suite: str | None = None) -> list[dict]:
+        """Every stored cell: key, suite, config, info, seconds, and its metrics as a dict."""
+        with self._connect() as db:
+            q = "SELECT key, suite, config, info, seconds FROM cells" + (" WHERE suite = ?" if suite else "")
+            rows = db.execute(q + " ORDER BY created", (suite,) if suite else ()).fetchall()
+            metrics: dict[str, dict] = {}
+            for cell, name, value in db.execute("SELECT cell, name, value FROM metrics"):
+                metrics.setdefault(cell, {})[name] = value
+        return [{"key": k, "suite": s, "config": json.loads(c), "info": json.loads(i), "seconds": sec,
+                 "metrics": metrics.get(k, {})} for k, s, c, i, sec in rows]
+
+    def curves(self, key: str) -> dict[str, list[tuple]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT curve, step, wall_s, grad_evals, value FROM curves WHERE cell = ? ORDER BY step",
+                              (key,)).fetchall()
+        out: dict[str, list[tuple]] = {}
+        for curve, step, wall, grads, value in rows:
+            out.setdefault(curve, []).append((step, wall, grads, value))
+        return out
+
+    def artifacts(self, key: str) -> dict:
+        with self._connect() as db:
+            rows = db.execute("SELECT name, value FROM artifacts WHERE cell = ?", (key,)).fetchall()
+        return {n: json.loads(v) for n, v in rows}
+
+    def metric_rows(self) -> list[tuple]:
+        with self._connect() as db:
+            return db.execute("SELECT cell, name, value FROM metrics ORDER BY cell, name").fetchall()
+
+    # ----- reference posteriors ------------------------------------------------------------------------------
+    def get_reference(self, config: dict) -> dict | None:
+        with self._connect() as db:
+            row = db.execute("SELECT result FROM refs WHERE key = ?", (job_key(config),)).fetchone()
+        return None if row is None else json.loads(row[0])
+
+    def put_reference(self, config: dict, result: dict, seconds: float) -> None:
+        with self._connect() as db:
+            db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?)",
+                       (job_key(config), json.dumps(config, sort_keys=True), json.dumps(result), seconds, time.time()))
+
+    def references(self) -> list[tuple[dict, dict]]:
+        with self._connect() as db:
+            rows = db.execute("SELECT config, result FROM refs ORDER BY created").fetchall()
+        return [(json.loads(c), json.loads(r)) for c, r in rows]
+
+    # ----- export ----------------------------------------------------------------------------------------------
+    def export_csv(self, path) -> Path:
+        """Tidy CSV: one row per cell and metric, with the cell's settings as columns; written atomically."""
+        from ..io import atomic_write_text
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer)
+        writer.writerow(["suite", "cell", "data", "network", "symmetry", "engine", "seed", "metric", "value"])
+        for cell in self.cells():
+            c = cell["config"]
+            for name, value in sorted(cell["metrics"].items()):
+                writer.writerow([cell["suite"], cell["key"], c["data"]["name"], c.get("network_label", ""),
+                                 c["symmetry"], c["engine"]["label"], c["seed"], name,
+                                 "" if value is None else repr(float(value))])
+        atomic_write_text(path, buffer.getvalue())
+        return Path(path)
+
+
+def _real(v):
+    return None if v is None else float(v)

@@ -1,102 +1,33 @@
-"""torch engines built on MAP training: deep ensembles, SWAG and MultiSWAG.
+"""SWAG (Maddox et al. 2019) and MultiSWAG: a Gaussian fitted to SGD iterates.
 
-MAP objective per mini-batch: mean negative log-likelihood minus log prior / N (the prior is the
-regulariser, so no extra weight decay). A learned Gaussian noise std is optimised with the network
-(log-parameterised, HalfNormal prior) and kept as a point estimate per run.
+One run: ``pretrain_steps`` of Adam on the MAP objective (optim.py) to reach a mode -- or a start from a
+given MAP with ``fit(init=map_posterior)`` and ``pretrain_steps=0`` -- then ``swag_steps`` of SGD with
+momentum at a constant ``swag_lr``, collecting every ``collect_every`` steps: running mean and variance
+of the free parameters (Welford, numerically stable in float32) and the last ``rank`` deviations from the
+running mean. Draws: ``mean + sqrt(scale / 2) * (sqrt(var) z1 + D^T z2 / sqrt(K - 1))``.
 
-SWAG (Maddox et al. 2019): after ``pretrain_steps`` of Adam, SGD at a constant ``swag_lr`` collects
-the first and second moments of the free parameters and the last ``rank`` deviations; draws are
-``mean + sqrt(scale) * (sqrt(diag / 2) z1 + D^T z2 / sqrt(2 (K - 1)))``. The specs only use
-LayerNorm/GroupNorm, which keep no running statistics, so nothing needs refreshing after sampling.
-Draws are pseudo-chains: one chain per ensemble member or per SWAG run.
+SWAG's spread comes from gradient noise: SGD on the full data set (``batch_size >= N``) has none and the
+covariance collapses to ~0, so such a batch is replaced (with a warning) by min(128, N // 4). A gradient-norm clip
+(``max_grad_norm``) keeps the SGD phase finite on badly scaled data or noise-free targets (where a
+learned noise std heads to 0 and gradients explode). MultiSWAG: ``n_runs`` runs as pseudo-chains.
 """
 
 from __future__ import annotations
 
 import math
-import time
-from collections import deque
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 
-from ..training import TrainConfig, epochs_for_steps, steps_per_epoch, train
-from .base import Engine, EngineResult, FitData, check_positive_float, check_positive_int, stack_draws
-
-
-def map_objective(model, n: int, noise_raw: torch.Tensor | None):
-    """``f(out, y, params)``: mean NLL - log prior / n (constants dropped)."""
-    from ..models.likelihoods import torch_backend
-
-    backend = torch_backend()
-    lik = model.likelihood
-    prior = model.prior_loc_scale()
-
-    def objective(out, yb, params):
-        latents = {"noise_std": noise_raw.exp()} if noise_raw is not None else {}
-        nll = -lik.distribution(backend, out, latents).log_prob(yb).mean()
-        neg_log_prior = sum(((p - prior[k][0]) ** 2).sum() / (2 * prior[k][1] ** 2) for k, p in params.items())
-        if noise_raw is not None:
-            neg_log_prior = neg_log_prior + noise_raw.exp() ** 2 / (2 * lik.noise_prior_scale ** 2)
-        return nll + neg_log_prior / n
-
-    return objective
-
-
-@dataclass
-class EnsembleOptions:
-    n_members: int = 5
-    num_steps: int = 2000  # optimiser steps per member (whole epochs: rounded up)
-    batch_size: int = 128
-    lr: float = 1e-3
-    schedule: str = "cosine"
-
-    def __post_init__(self):
-        for name in ("n_members", "num_steps", "batch_size"):
-            check_positive_int("ensemble", name, getattr(self, name))
-        check_positive_float("ensemble", "lr", self.lr)
-
-
-def _map_run(model, data: FitData, config: TrainConfig, seed: int, progress: bool, device: str, desc: str,
-             on_step=None, init_params=None, optimizer="adamw"):
-    noise_raw = torch.tensor(math.log(0.5), requires_grad=True) if model.likelihood.learns_noise else None
-    result = train(model.net, data.X, data.y, config=config, init_seed=seed, data_seed=seed + 1,
-                   init_params=init_params, objective=map_objective(model, data.n, noise_raw),
-                   extra_params=[noise_raw] if noise_raw is not None else (), optimizer=optimizer,
-                   on_step=on_step, progress=progress, desc=desc, device=device)
-    noise = {"noise_std": np.asarray(noise_raw.detach().exp().item(), np.float32)} if noise_raw is not None else {}
-    return result, noise
-
-
-def _config(data: FitData, steps: int, batch_size: int, lr: float, schedule: str) -> TrainConfig:
-    return TrainConfig(epochs=epochs_for_steps(data.n, batch_size, steps), batch_size=batch_size, lr=lr,
-                       weight_decay=0.0, schedule=schedule)
-
-
-class EnsembleEngine(Engine):
-    name = "ensemble"
-    Options = EnsembleOptions
-    description = "deep ensemble of MAP networks from independent inits (one pseudo-chain per member)"
-
-    def run(self, model, data: FitData, options, seed: int, progress: bool, device: str) -> EngineResult:
-        config = _config(data, options.num_steps, options.batch_size, options.lr, options.schedule)
-        start = time.perf_counter()
-        members, losses = [], []
-        for m in range(options.n_members):
-            result, noise = _map_run(model, data, config, 1000 * seed + m, progress, device,
-                                     f"ensemble member {m + 1}/{options.n_members}")
-            members.append({**result.params, **noise})
-            losses.append(result.history[-1]["loss"])
-        steps = config.epochs * steps_per_epoch(data.n, options.batch_size)
-        info = {"wall_time_s": time.perf_counter() - start, "grad_evals": options.n_members * steps,
-                "grad_evals_kind": "mini-batch", "final_loss": losses}
-        return EngineResult(stack_draws(members, options.n_members), {}, info)
+from ..warn import warn_user
+from .base import (APPROXIMATION, Algorithm, Engine, check_optional_int, check_positive_float,
+                   check_positive_int)
+from .optim import map_pieces, unconstrained_start
 
 
 @dataclass
 class SWAGOptions:
-    pretrain_steps: int = 2000  # Adam steps to reach a mode (0: start SWAG from the init)
+    pretrain_steps: int = 2000  # Adam steps to reach a mode (0: start SWAG from the init / the given start)
     swag_steps: int = 1000  # SGD steps at constant swag_lr while collecting
     collect_every: int | None = None  # steps between snapshots; None: one epoch, at least 10 steps
     lr: float = 1e-3
@@ -105,17 +36,20 @@ class SWAGOptions:
     rank: int = 20
     scale: float = 0.5
     num_draws: int = 100
-    batch_size: int = 128
+    batch_size: int | None = None  # None: min(128, N // 4), so SGD always sees gradient noise
+    max_grad_norm: float = 10.0  # clip of the mini-batch gradient (per-example objective) in both phases
 
     def __post_init__(self):
         owner = "swag"
         check_positive_int(owner, "pretrain_steps", self.pretrain_steps, 0)
-        for name in ("swag_steps", "rank", "num_draws", "batch_size"):
+        for name in ("swag_steps", "rank", "num_draws"):
             check_positive_int(owner, name, getattr(self, name))
-        if self.collect_every is not None:
-            check_positive_int(owner, "collect_every", self.collect_every)
-        for name in ("lr", "swag_lr", "scale"):
+        check_optional_int(owner, "collect_every", self.collect_every)
+        check_optional_int(owner, "batch_size", self.batch_size)
+        for name in ("lr", "swag_lr", "scale", "max_grad_norm"):
             check_positive_float(owner, name, getattr(self, name))
+        if not 0 <= self.momentum < 1:
+            raise ValueError(f"{owner} option momentum={self.momentum!r} is not valid; accepted: 0 <= x < 1")
 
 
 @dataclass
@@ -127,86 +61,122 @@ class MultiSWAGOptions(SWAGOptions):
         check_positive_int("multiswag", "n_runs", self.n_runs)
 
 
-class SWAGMoments:
-    """Running mean, mean of squares, and the last ``rank`` deviations of a flat parameter vector."""
-
-    def __init__(self, rank: int):
-        self.n = 0
-        self.mean = None
-        self.sq_mean = None
-        self.deviations = deque(maxlen=rank)
-
-    def collect(self, theta: np.ndarray) -> None:
-        theta = theta.astype(np.float64)
-        if self.n == 0:
-            self.mean, self.sq_mean = np.zeros_like(theta), np.zeros_like(theta)
-        self.n += 1
-        self.mean += (theta - self.mean) / self.n
-        self.sq_mean += (theta ** 2 - self.sq_mean) / self.n
-        self.deviations.append(theta - self.mean)
-
-    def sample(self, rng: np.random.Generator, num: int, scale: float) -> np.ndarray:
-        var = np.clip(self.sq_mean - self.mean ** 2, 1e-30, None)
-        out = self.mean + math.sqrt(scale / 2) * np.sqrt(var) * rng.standard_normal((num, len(self.mean)))
-        k = len(self.deviations)
-        if k >= 2:
-            D = np.stack(self.deviations)  # (K, P)
-            out += math.sqrt(scale / (2 * (k - 1))) * rng.standard_normal((num, k)) @ D
-        return out
+def batch_size_for(options, n: int) -> int:
+    """The batch SGD uses: as given when it leaves gradient noise (< N), else min(128, N // 4)."""
+    if options.batch_size is not None and options.batch_size < n:
+        return options.batch_size
+    return max(1, min(128, n // 4))
 
 
-class SWAGEngine(Engine):
+def collect_every_for(options, n: int) -> int:
+    return options.collect_every or max(10, n // batch_size_for(options, n))
+
+
+class SWAG(Engine):
     name = "swag"
     Options = SWAGOptions
     description = "SWA-Gaussian: diagonal plus rank-K covariance from SGD iterates"
+    when_to_use = "cheap local uncertainty around one mode, for networks of any size"
+    uses_minibatches = True
 
-    def _one_run(self, model, data, options, seed, progress, device):
-        layout = model.net.layout
-        init = None
-        if options.pretrain_steps:
-            pre_config = _config(data, options.pretrain_steps, options.batch_size, options.lr, "cosine")
-            init = _map_run(model, data, pre_config, seed, progress, device, "swag pretrain")[0].params
-        moments = SWAGMoments(options.rank)
-        every = options.collect_every or max(10, steps_per_epoch(data.n, options.batch_size))
+    def check(self, model, data, options) -> None:
+        b = batch_size_for(options, data.n)
+        if b >= data.n:
+            raise ValueError(f"{self.name} needs at least 2 training rows (SGD must see gradient noise); got "
+                             f"n_samples = {data.n}")
+        if options.batch_size is not None and options.batch_size >= data.n:
+            warn_user(f"{self.name}: batch_size={options.batch_size} covers all {data.n} training rows, so SGD would see "
+                      f"no gradient noise and SWAG's covariance would collapse to ~0; using batch_size={b} instead",
+                      UserWarning)
+        elif b > data.n // 2:
+            warn_user(f"{self.name}: batch_size={b} is more than half of the {data.n} training rows; SGD's gradient "
+                      "noise, and with it SWAG's spread, is small (a batch of N // 4 or less is usual)", UserWarning)
+        every = collect_every_for(options, data.n)
+        if options.swag_steps // every < 2:
+            raise ValueError(f"{self.name} would collect {options.swag_steps // every} snapshot(s); raise swag_steps or "
+                             f"lower collect_every (now {options.swag_steps} steps, one snapshot every {every})")
 
-        def collect(step, params):
-            if (step + 1) % every == 0:
-                moments.collect(layout.pack({k: v.detach().cpu().numpy() for k, v in params.items()}))
+    def build(self, model, data, options, backend) -> Algorithm:
+        import jax
+        import jax.numpy as jnp
+        import optax
+        from jax.flatten_util import ravel_pytree
 
-        swag_config = _config(data, options.swag_steps, options.batch_size, options.swag_lr, "constant")
-        _, noise = _map_run(model, data, swag_config, seed + 7, progress, device, "swag collect", on_step=collect,
-                            init_params=init, optimizer="sgd")
-        if moments.n < 2:
-            raise ValueError(f"swag collected {moments.n} snapshot(s); raise swag_steps or lower collect_every "
-                             f"(now {options.swag_steps} steps, one snapshot every {every})")
-        flat = moments.sample(np.random.default_rng(seed), options.num_draws, options.scale).astype(np.float32)
-        draws = layout.unpack(flat)
-        for k, v in noise.items():
-            draws[k] = np.full(options.num_draws, v, np.float32)
-        steps = (pre_config.epochs if options.pretrain_steps else 0) + swag_config.epochs
-        return draws, steps * steps_per_epoch(data.n, options.batch_size), moments.n
+        density, loss_fn = map_pieces(model, data.n)
+        pre, every, rank = options.pretrain_steps, collect_every_for(options, data.n), options.rank
+        adam = optax.chain(optax.clip_by_global_norm(options.max_grad_norm),
+                           optax.adam(optax.cosine_decay_schedule(options.lr, max(1, pre))))
+        sgd = optax.chain(optax.clip_by_global_norm(options.max_grad_norm),
+                          optax.sgd(options.swag_lr, momentum=options.momentum))
 
-    def run(self, model, data: FitData, options, seed: int, progress: bool, device: str) -> EngineResult:
-        start = time.perf_counter()
-        draws, steps, snapshots = self._one_run(model, data, options, seed, progress, device)
-        info = {"wall_time_s": time.perf_counter() - start, "grad_evals": steps, "grad_evals_kind": "mini-batch",
-                "rank": options.rank, "scale": options.scale, "snapshots": snapshots}
-        return EngineResult({k: v[None] for k, v in draws.items()}, {}, info)
+        def init(key, start, batch):
+            position = unconstrained_start(density, start)
+            flat, _ = ravel_pytree(position)
+            zeros = jnp.zeros_like(flat)
+            moments = {"n": jnp.zeros((), jnp.int32), "mean": zeros, "m2": zeros,
+                       "dev": jnp.zeros((rank,) + flat.shape, flat.dtype)}
+            return {"position": position, "adam": adam.init(position), "sgd": sgd.init(position),
+                    "t": jnp.zeros((), jnp.int32), "moments": moments}
+
+        def collect(moments, flat):
+            n = moments["n"] + 1
+            delta = flat - moments["mean"]
+            mean = moments["mean"] + delta / n
+            m2 = moments["m2"] + delta * (flat - mean)
+            dev = moments["dev"].at[(n - 1) % rank].set(flat - mean)
+            return {"n": n, "mean": mean, "m2": m2, "dev": dev}
+
+        def step(state, batch, key):
+            position, t = state["position"], state["t"]
+            loss, grads = jax.value_and_grad(loss_fn)(position, batch)
+
+            def pretrain(_):
+                updates, opt = adam.update(grads, state["adam"], position)
+                return optax.apply_updates(position, updates), opt, state["sgd"], state["moments"]
+
+            def swag_phase(_):
+                updates, opt = sgd.update(grads, state["sgd"], position)
+                new = optax.apply_updates(position, updates)
+                due = ((t - pre + 1) % every) == 0
+                moments = jax.lax.cond(due, lambda m: collect(m, ravel_pytree(new)[0]), lambda m: m, state["moments"])
+                return new, state["adam"], opt, moments
+
+            new, adam_state, sgd_state, moments = jax.lax.cond(t < pre, pretrain, swag_phase, None)
+            state = {"position": new, "adam": adam_state, "sgd": sgd_state, "t": t + 1, "moments": moments}
+            return state, {"loss": loss, "grad_evals": 1}
+
+        names = sorted(model.latent_shapes())  # ravel_pytree's order for a dict
+        shapes = model.latent_shapes()
+        sizes = [int(np.prod(shapes[k])) for k in names]
+
+        def draws(state, rng, num):
+            """On the host: ``num`` draws of the SWAG Gaussian (numpy)."""
+            m = state["moments"]
+            n = int(m["n"])
+            k = min(n, rank)
+            var = np.maximum(m["m2"] / max(n, 1), 1e-30)
+            z1 = rng.standard_normal((num,) + m["mean"].shape)
+            z2 = rng.standard_normal((num, rank)) * (np.arange(rank) < k)  # rows not yet filled stay off
+            flat = (m["mean"] + math.sqrt(options.scale / 2) * np.sqrt(var) * z1
+                    + math.sqrt(options.scale / (2 * max(k - 1, 1))) * z2 @ m["dev"]).astype(m["mean"].dtype)
+            parts = np.split(flat, np.cumsum(sizes)[:-1], axis=1)
+            return density.constrain_host({name: p.reshape((num,) + tuple(shapes[name])) for name, p in zip(names, parts)})
+
+        return Algorithm(init, step, pre + options.swag_steps, APPROXIMATION, draws=draws, num_draws=options.num_draws,
+                         batch_size=batch_size_for(options, data.n),
+                         postfix=lambda info: {"loss": f"{float(info['loss'].mean()):.4g}"},
+                         nan_hint=f"try a smaller swag_lr (now {options.swag_lr:g}) or lr (now {options.lr:g})",
+                         extra={"objective": "map_loss", "rank": rank, "scale": options.scale,
+                                "collect_every": every, "snapshots": options.swag_steps // every})
 
 
-class MultiSWAGEngine(SWAGEngine):
+class MultiSWAG(SWAG):
     name = "multiswag"
     Options = MultiSWAGOptions
     description = "several SWAG runs from independent inits (one pseudo-chain per run)"
+    when_to_use = "SWAG's local spread plus an ensemble's multimodality"
+    multiple_chains = True
 
-    def run(self, model, data: FitData, options, seed: int, progress: bool, device: str) -> EngineResult:
-        start = time.perf_counter()
-        runs, steps = [], 0
-        for r in range(options.n_runs):
-            draws, s, _ = self._one_run(model, data, options, 1000 * seed + r, progress, device)
-            runs.append(draws)
-            steps += s
-        stacked = {k: np.stack([r[k] for r in runs]) for k in runs[0]}
-        info = {"wall_time_s": time.perf_counter() - start, "grad_evals": steps, "grad_evals_kind": "mini-batch",
-                "rank": options.rank, "scale": options.scale, "n_runs": options.n_runs}
-        return EngineResult(stacked, {}, info)
+    @classmethod
+    def num_chains(cls, options) -> int:
+        return options.n_runs

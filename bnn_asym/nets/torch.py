@@ -100,9 +100,9 @@ class TorchNet(nn.Module):
         dtype = dtype or torch.get_default_dtype()
         init = params if params is not None else spec.init(seed)
         spec.layout.check(init)
-        self.free = nn.ParameterDict(
-            {_safe(k): nn.Parameter(torch.as_tensor(np.asarray(v)).to(dtype).clone()) for k, v in init.items()}
-        )
+        self.free = nn.ParameterDict()
+        for p in spec.layout:  # in layout order (a ParameterDict built from a dict sorts its keys)
+            self.free[_safe(p.name)] = nn.Parameter(torch.tensor(np.array(init[p.name])).to(dtype))
         consts = _to_torch(prepared_constants(spec), "cpu")  # copies: load_state_dict writes into buffers
         self._constant_names = tuple(consts)
         for k, v in consts.items():

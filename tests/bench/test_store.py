@@ -40,6 +40,7 @@ def test_a_foreign_database_is_refused(tmp_path):
 def test_cli_reports_a_corrupt_store_without_traceback(tmp_path, capsys, command):
     path = tmp_path / "bad.sqlite"
     path.write_bytes(b"\x00garbage" * 500)
-    assert main([command, "--store", str(path), "--no-progress"]) == 2
+    args = [command] + (["quick"] if command == "bench" else []) + ["--store", str(path), "--no-progress"]
+    assert main(args) == 2
     err = capsys.readouterr().err
     assert f"bnn-asym {command}: error: results store {path}" in err and "Traceback" not in err

@@ -6,6 +6,8 @@ import torch
 import bnn_asym
 from conftest import perturbed_params
 
+pytestmark = pytest.mark.usefixtures("x64")  # compared at 1e-10: float64
+
 
 def test_pack_unpack_round_trip_all_backends(family_symmetry):
     spec = family_symmetry

@@ -12,6 +12,8 @@ from bnn_asym.nets.torch import asymmetrize
 from bnn_asym.symmetry import to_effective
 from conftest import inputs_for, perturbed_params, torch_params
 
+pytestmark = pytest.mark.usefixtures("x64")  # compared at 1e-10: float64
+
 
 def test_float64_parity(family_symmetry):
     spec = family_symmetry

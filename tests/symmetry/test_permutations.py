@@ -12,6 +12,8 @@ from bnn_asym.symmetry import (permutation_spec, permute, permute_free, random_p
                                to_effective, to_free)
 from conftest import inputs_for, perturbed_params, small_specs
 
+pytestmark = pytest.mark.usefixtures("x64")  # invariance checked at 1e-10: float64
+
 
 def outputs(spec, params, x):
     return np.asarray(spec.apply_jax(params, x))

@@ -6,6 +6,8 @@ from bnn_asym.symmetry import permute_free, random_permutations
 from bnn_asym.symmetry.weight_matching import weight_matching
 from conftest import inputs_for, perturbed_params
 
+pytestmark = pytest.mark.usefixtures("x64")  # invariance checked at 1e-10: float64
+
 SPECS = {
     "mlp": bnn_asym.MLP(10, (16, 12, 8), 3, norm="layer", seed=0),
     "cnn": bnn_asym.CNN((2, 8, 8), (6, 8), 3, hidden=(10,), norm="group", groups=2, seed=0),

@@ -1,0 +1,238 @@
+"""A benchmark store as a report: Markdown tables and PNG figures, mean and spread over seeds everywhere.
+
+Figures: convergence curves (agreement with the reference and test NLL against wall time, one panel per
+engine, standard vs W-Asym vs sigma-Asym), reliability diagrams, parameter R-hat before and after
+alignment next to prediction R-hat, ESS per second, and a table of functional modes.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..io import atomic_path, atomic_write_text
+from .store import BenchStore
+
+SYMMETRY_ORDER = ("standard", "sigma_asym", "w_asym")
+COLORS = {"standard": "C0", "sigma_asym": "C2", "w_asym": "C3"}
+HEADLINE = [("accuracy", "acc", 3), ("nll", "NLL", 3), ("ece", "ECE", 3), ("agreement", "agree", 3),
+            ("total_variation", "TV", 3), ("rmse", "RMSE", 3), ("coverage_90", "cov90", 2), ("w1", "W1", 3),
+            ("time_to_agreement_s", "s to agree", 1), ("pred_ess_per_s", "ESS/s", 1), ("modes", "modes", 1),
+            ("wall_s", "fit s", 1)]
+
+
+def _group(cells: list[dict]) -> dict:
+    """(data, network, engine, symmetry) -> cells (one per seed)."""
+    groups: dict = {}
+    for c in cells:
+        cfg = c["config"]
+        key = (cfg["data"]["name"], cfg.get("network_label", ""), cfg["engine"]["label"], cfg["symmetry"])
+        groups.setdefault(key, []).append(c)
+    return groups
+
+
+def _mean_std(values) -> str:
+    v = np.asarray([x for x in values if x is not None and np.isfinite(x)], dtype=np.float64)
+    if not len(v):
+        return "-"
+    digits = 3 if np.abs(v).max() < 100 else 0
+    return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
+
+
+def headline_table(cells: list[dict]) -> str:
+    groups = _group(cells)
+    present = [(k, label) for k, label, _ in HEADLINE if any(k in c["metrics"] for c in cells)]
+    lines = ["| data | network | engine | symmetry | seeds | " + " | ".join(label for _, label in present) + " |",
+             "|" + "---|" * (5 + len(present))]
+    order = sorted(groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9))
+    for key in order:
+        rs = groups[key]
+        cols = [_mean_std(r["metrics"].get(k) for r in rs) for k, _ in present]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(rs)} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def symmetry_table(cells: list[dict]) -> str:
+    """MCMC and multimodality: parameter R-hat before/after alignment, prediction R-hat, modes, barriers."""
+    rows = [c for c in cells if "rhat_params_unaligned_max" in c["metrics"] or "modes" in c["metrics"]]
+    if not rows:
+        return ""
+    groups = _group(rows)
+    cols = [("rhat_params_unaligned_median", "median R-hat params"), ("rhat_params_aligned_median",
+                                                                     "median R-hat params, aligned"),
+            ("rhat_params_unaligned_max", "max R-hat params"), ("rhat_params_aligned_max", "max, aligned"),
+            ("rhat_pred_max", "max R-hat predictions"), ("modes", "modes"), ("chains_to_visit_modes",
+                                                                             "chains to visit all"),
+            ("barrier_mean", "barrier between chain means"), ("divergences", "divergences")]
+    lines = ["| data | network | engine | symmetry | " + " | ".join(label for _, label in cols) + " |",
+             "|" + "---|" * (4 + len(cols))]
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9)):
+        rs = groups[key]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " +
+                     " | ".join(_mean_std(r["metrics"].get(k) for r in rs) for k, _ in cols) + " |")
+    return "\n".join(lines)
+
+
+def references_table(store: BenchStore) -> str:
+    refs = store.references()
+    if not refs:
+        return ""
+    lines = ["| data | network | symmetry | chains x draws | max R-hat (predictions) | flagged | min ESS | fit s |",
+             "|---|---|---|---|---|---|---|---|"]
+    for cfg, r in refs:
+        o = cfg["reference"]["options"]
+        net = cfg["network"]
+        label = f"{net['family']} {net['hidden']}"
+        lines.append(f"| {cfg['data']['name']} | {label} | {cfg['symmetry']} | {o.get('num_chains')} x "
+                     f"{o.get('num_samples')} | {r['rhat_pred_max']:.3f} | {'yes' if r['flagged'] else 'no'} | "
+                     f"{r['ess_pred_min']:.0f} | {r['wall_s']:.0f} |")
+    return "\n".join(lines)
+
+
+def _save(fig, path) -> Path:
+    import matplotlib.pyplot as plt
+
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=110, format="png")
+    plt.close(fig)
+    return Path(path)
+
+
+def plot_convergence(store: BenchStore, cells: list[dict], path, x: str = "wall_s") -> Path | None:
+    """Agreement (or accuracy) and NLL against wall time per engine; a line per symmetry, mean over seeds."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    engines = sorted({c["config"]["engine"]["label"] for c in cells})
+    curves = {c["key"]: store.curves(c["key"]) for c in cells}
+    top = "agreement" if any("agreement" in v for v in curves.values()) else "accuracy"
+    if not any(top in v for v in curves.values()):
+        return None
+    fig, axes = plt.subplots(2, len(engines), figsize=(3.4 * len(engines), 6), squeeze=False)
+    for j, engine in enumerate(engines):
+        for row, metric in enumerate((top, "nll")):
+            ax = axes[row, j]
+            for sym in SYMMETRY_ORDER:
+                runs = [curves[c["key"]].get(metric) for c in cells
+                        if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym]
+                runs = [r for r in runs if r]
+                if not runs:
+                    continue
+                n = min(len(r) for r in runs)
+                xs = np.mean([[p[1 if x == "wall_s" else 2] for p in r[:n]] for r in runs], axis=0)
+                ys = np.asarray([[p[3] for p in r[:n]] for r in runs])
+                ax.plot(xs, ys.mean(0), color=COLORS.get(sym), marker=".", label=sym)
+                if len(runs) > 1:
+                    ax.fill_between(xs, ys.min(0), ys.max(0), color=COLORS.get(sym), alpha=0.15)
+            ax.set_title(f"{engine}: {metric}", fontsize=9)
+            ax.set_xlabel("wall time (s)" if x == "wall_s" else "gradient evaluations", fontsize=8)
+            if metric == "nll":
+                ax.set_yscale("log")
+            if j == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_reliability(store: BenchStore, cells: list[dict], path) -> Path | None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    engines = sorted({c["config"]["engine"]["label"] for c in cells})
+    fig, axes = plt.subplots(1, len(engines), figsize=(3.2 * len(engines), 3.3), squeeze=False)
+    drawn = False
+    for ax, engine in zip(axes[0], engines):
+        for sym in SYMMETRY_ORDER:
+            diagrams = [store.artifacts(c["key"]).get("reliability") for c in cells
+                        if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym]
+            diagrams = [d for d in diagrams if d]
+            if not diagrams:
+                continue
+            count = np.sum([d["count"] for d in diagrams], axis=0)
+            conf = np.nansum([np.nan_to_num(d["confidence"]) * np.asarray(d["count"]) for d in diagrams], axis=0)
+            acc = np.nansum([np.nan_to_num(d["accuracy"]) * np.asarray(d["count"]) for d in diagrams], axis=0)
+            keep = count > 0
+            ax.plot(conf[keep] / count[keep], acc[keep] / count[keep], "o-", color=COLORS.get(sym), label=sym, ms=3)
+            drawn = True
+        ax.plot([0, 1], [0, 1], "k:", lw=1)
+        ax.set(title=engine, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    if not drawn:
+        import matplotlib.pyplot as plt
+
+        plt.close(fig)
+        return None
+    return _save(fig, path)
+
+
+def plot_symmetry(cells: list[dict], path) -> Path | None:
+    """Median parameter R-hat before/after alignment next to max prediction R-hat, and ESS per second."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [c for c in cells if "rhat_params_unaligned_median" in c["metrics"]]
+    if not rows:
+        return None
+    groups = _group(rows)
+    keys = sorted(groups, key=lambda k: (k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9))
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(keys) + 4), 3.8))
+    xs = np.arange(len(keys))
+    width = 0.27
+    for offset, metric, label in ((-width, "rhat_params_unaligned_median", "params"),
+                                  (0, "rhat_params_aligned_median", "params, aligned"),
+                                  (width, "rhat_pred_max", "predictions (max)")):
+        vals = [np.nanmean([r["metrics"].get(metric, np.nan) for r in groups[k]]) for k in keys]
+        ax1.bar(xs + offset, np.asarray(vals) - 1, width, bottom=1, label=label)
+    ax1.axhline(1.01, color="k", ls=":", lw=1)
+    ax1.set_xticks(xs, [f"{k[2]}\n{k[3]}" for k in keys], fontsize=7)
+    ax1.set(ylabel="R-hat (median over parameters)", title="R-hat before and after aligning chains")
+    ax1.legend(fontsize=7)
+    ess = [np.nanmean([r["metrics"].get("pred_ess_per_s", np.nan) for r in groups[k]]) for k in keys]
+    ax2.bar(xs, ess, color=[COLORS.get(k[3], "C7") for k in keys])
+    ax2.set_xticks(xs, [f"{k[2]}\n{k[3]}" for k in keys], fontsize=7)
+    ax2.set(ylabel="min ESS (predictions) per second", title="sampling efficiency")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def write_report(store: BenchStore, out_dir, suite: str | None = None, machine: str | None = None,
+                 title: str | None = None) -> list[Path]:
+    """Markdown (+ JSON of every cell) and PNGs for the cells of ``suite`` (all cells when None)."""
+    cells = store.cells(suite)
+    if not cells:
+        raise ValueError(f"store {store.path} holds no cells{f' of suite {suite!r}' if suite else ''}")
+    out_dir = Path(out_dir)
+    stem = f"bench_{suite or 'all'}"
+    figures = [plot_convergence(store, cells, out_dir / f"{stem}_convergence.png"),
+               plot_convergence(store, cells, out_dir / f"{stem}_convergence_grads.png", x="grad_evals"),
+               plot_reliability(store, cells, out_dir / f"{stem}_reliability.png"),
+               plot_symmetry(cells, out_dir / f"{stem}_symmetry.png")]
+    figures = [f for f in figures if f is not None]
+    suites = ", ".join(sorted({c["suite"] for c in cells}))
+    parts = [f"# {title or f'Benchmark: {suites}'}", "",
+             f"{len(cells)} cells; mean ± std over seeds. Wall times are the engines' own steps (compilation in the "
+             "first chunk included, scoring at checkpoints excluded).", "", "## Headline", "", headline_table(cells)]
+    sym = symmetry_table(cells)
+    if sym:
+        parts += ["", "## Symmetry and multimodality", "", sym]
+    refs = references_table(store)
+    if refs:
+        parts += ["", "## Reference posteriors (NUTS)", "", refs]
+    parts += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
+    if machine:
+        parts += ["", f"Machine: {machine}"]
+    md = out_dir / f"{stem}.md"
+    atomic_write_text(md, "\n".join(parts) + "\n")
+    js = out_dir / f"{stem}.json"
+    atomic_write_text(js, json.dumps({"machine": machine, "cells": cells,
+                                      "curves": {c["key"]: store.curves(c["key"]) for c in cells}}, indent=1))
+    return [md, js] + figures

@@ -1,0 +1,120 @@
+"""The benchmark harness end to end on a trimmed quick suite: store, report, export, resume after a kill,
+and the same numbers from every backend."""
+
+import csv
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+from bnn_asym.bench.harness import run_suite
+from bnn_asym.bench.report import write_report
+from bnn_asym.bench.store import BenchStore
+from bnn_asym.bench.suites import load_suite, parse_suite
+
+TRIMMED = {
+    "name": "quick-trimmed", "symmetries": ["standard", "w_asym"], "seeds": [0],
+    "data": [{"name": "moons", "n_samples": 160}],
+    "networks": [{"family": "mlp", "depth": 2, "width": 8}],
+    "reference": {"engine": "nuts", "options": {"num_warmup": 150, "num_samples": 150, "num_chains": 2}},
+    "engines": [
+        {"name": "nuts", "options": {"num_warmup": 60, "num_samples": 60, "num_chains": 2}},
+        {"name": "mfvi", "options": {"num_steps": 300, "lr": 0.02}},
+        {"name": "ensemble", "options": {"n_members": 2, "num_steps": 200, "lr": 0.02}},
+    ],
+}
+TIMING = ("wall_s", "fit_s", "init_wall_s", "time_to", "_per_s")
+
+
+def test_trimmed_quick_suite_end_to_end(tmp_path):
+    suite = parse_suite(TRIMMED)
+    store = BenchStore(tmp_path / "b.sqlite")
+    summary = run_suite(suite, store, progress=False)
+    assert summary == {"cells": 6, "computed": 6, "reused": 0, "references": 2}
+    cells = store.cells()
+    assert len(cells) == 6
+    for c in cells:
+        m = c["metrics"]
+        assert 0 <= m["agreement"] <= 1 and 0 <= m["total_variation"] <= 1 and 0 <= m["accuracy"] <= 1
+        assert m["grad_evals"] > 0 and m["wall_s"] > 0
+        curves = store.curves(c["key"])
+        assert len(curves["agreement"]) >= 5 and curves["nll"][-1][0] >= curves["nll"][0][0]
+    nuts = [c for c in cells if c["config"]["engine"]["name"] == "nuts"]
+    assert all({"rhat_pred_max", "modes", "rhat_params_aligned_max", "barrier_mean"} <= set(c["metrics"]) for c in nuts)
+    assert run_suite(suite, store, progress=False)["computed"] == 0  # everything comes from the store now
+    paths = write_report(store, tmp_path / "report", machine="test machine")
+    md = paths[0].read_text()
+    assert "| moons | mlp-2x8 | nuts | w_asym |" in md and "test machine" in md and "Reference posteriors" in md
+    assert any(p.suffix == ".png" and p.stat().st_size > 1000 for p in paths)
+    rows = list(csv.DictReader(open(store.export_csv(tmp_path / "rows.csv"))))
+    assert len(rows) == sum(len(c["metrics"]) for c in cells)
+    assert {"suite", "cell", "data", "network", "symmetry", "engine", "seed", "metric", "value"} == set(rows[0])
+
+
+def _comparable(store):
+    out = {}
+    for c in store.cells():
+        for k, v in c["metrics"].items():
+            if not any(t in k for t in TIMING):
+                out[(c["key"], k)] = v
+    return out
+
+
+@pytest.mark.parametrize("backend", ["joblib", "dask"])
+def test_backends_give_the_same_rows_as_in_process(tmp_path, backend):
+    small = {**TRIMMED, "metrics": ["calibration", "convergence", "multimodality"], "engines": TRIMMED["engines"][1:]}
+    small.pop("reference")
+    suite = parse_suite(small)
+    here = BenchStore(tmp_path / "here.sqlite")
+    there = BenchStore(tmp_path / "there.sqlite")
+    run_suite(suite, here, progress=False)
+    run_suite(suite, there, backend=backend, jobs=2, progress=False)
+    a, b = _comparable(here), _comparable(there)
+    assert a.keys() == b.keys() and len(a) > 20
+    for k in a:
+        assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9, nan_ok=True), k
+
+
+def test_a_killed_run_resumes_without_duplicate_rows(tmp_path):
+    suite_file = tmp_path / "s.toml"
+    suite_file.write_text('name = "kill"\nsymmetries = ["standard", "w_asym", "sigma_asym"]\nseeds = [0, 1]\n'
+                          'metrics = ["calibration"]\n[[data]]\nname = "moons"\nn_samples = 120\n'
+                          '[[networks]]\ndepth = 2\nwidth = 8\n[[engines]]\nname = "map"\noptions = { num_steps = 50 }\n')
+    store = tmp_path / "k.sqlite"
+    cmd = [sys.executable, "-m", "bnn_asym.cli", "bench", str(suite_file), "--store", str(store), "--no-progress",
+           "--out", str(tmp_path / "out")]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and proc.poll() is None:
+        if store.exists():
+            try:
+                with sqlite3.connect(store) as db:
+                    if db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] >= 2:
+                        break
+            except sqlite3.OperationalError:
+                pass
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    partial = len(BenchStore(store).done())
+    assert 2 <= partial <= 6
+    assert subprocess.run(cmd, capture_output=True, text=True).returncode == 0
+    with sqlite3.connect(store) as db:
+        assert db.execute("SELECT COUNT(*) FROM cells").fetchone()[0] == 6
+        per_cell = db.execute("SELECT cell, COUNT(*) FROM metrics GROUP BY cell").fetchall()
+    assert len(per_cell) == 6 and len({n for _, n in per_cell}) == 1  # every cell once, with the same metrics
+
+
+def test_cli_bench_rejects_bad_suites_and_backends(tmp_path, capsys):
+    from bnn_asym.cli import main
+
+    bad = tmp_path / "bad.toml"
+    bad.write_text('name = "b"\n[[data]]\nname = "moons"\n[[networks]]\ndepth = 2\n[[engines]]\nname = "vae"\n')
+    assert main(["bench", str(bad), "--store", str(tmp_path / "s.sqlite")]) == 2
+    assert "engines[0].name: 'vae' is not valid" in capsys.readouterr().err
+    assert main(["report", str(tmp_path / "missing.sqlite")]) == 2
