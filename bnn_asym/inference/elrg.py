@@ -6,11 +6,19 @@ Each Dense/Conv layer's free parameters (free weight entries and bias) get ``N(m
 noise std a log-normal. Fixed W-Asym entries are constants: no mean, no variance, no low-rank entry.
 
 The forward pass is the network's own (nets/forward.py) run over an ops table whose weights are Gaussian:
-``linear`` returns ``x m^T + sqrt(x^2 s^T) e + sqrt(a) sum_r e_r (x V_r^T)`` with fresh noise per example
-(local reparameterisation for the diagonal part, per-example low-rank noise, as in the paper's code), so
-one pass over a mini-batch costs 2 + rank matrix products per layer and no weight sample is materialised.
-The KL divergence to the model's Gaussian prior is exact (matrix determinant lemma, a rank x rank
-log-determinant per layer).
+``linear`` returns ``x m^T + sqrt(x^2 s^T) e + sqrt(a) sum_r e_r (x V_r^T)`` -- local reparameterisation
+for the diagonal part and, by default, fresh low-rank noise per example (``lowrank_noise="per_example"``,
+as in the paper's code: 1 + rank matrix products per layer) or one low-rank draw per mini-batch
+(``"per_batch"``: folded into the mean's product, so a step costs about one network pass; an unbiased
+but noisier ELBO gradient). With a fixed diagonal (``learn_diag=False``, the paper's setting) the
+variance term needs no matrix product at all. The KL divergence to the model's Gaussian prior is exact
+(matrix determinant lemma, a rank x rank log-determinant per layer).
+
+Speed: the variational parameters of a W-Asym layer are kept in the weight's full shape, with the fixed
+entries masked out (their mean holds the fixed value, their variance and low-rank rows are zero and
+receive no gradient), so a step multiplies by masks instead of gathering free entries into weights --
+the gather of a rank-4 factor per layer and its scatter in the backward pass cost more than the matrix
+products. Draws are read back into the free-parameter layout.
 
 Settings of the paper's runs (bnn/train_sparse_MLP.py of its code): rank 4, ``learn_diag=False`` with
 log-variance -10, Adam lr 5e-4, batch 250, prior precision 0.01 scaled by the layer width; low-rank
@@ -20,6 +28,7 @@ factors start at ``0.5 * std(W) / sqrt(rank) * N(0, 1)`` (bias rows ``0.01 * N(0
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import NamedTuple
 
@@ -27,95 +36,162 @@ import numpy as np
 
 from .base import APPROXIMATION, Algorithm
 
+LOWRANK_NOISE = ("per_example", "per_batch")
+
 
 class GaussW(NamedTuple):
-    """A Gaussian weight in its natural shape: mean, diagonal variance, low-rank rows (rank, *shape)."""
+    """A Gaussian weight in its natural (full) shape: mean, diagonal variance, low-rank rows (rank, *shape).
+
+    ``var`` is an array, or for a fixed diagonal a FixedVar that the ops evaluate without a matrix product."""
 
     mean: object
     var: object
     V: object
 
 
+class FixedVar(NamedTuple):
+    """The same variance ``value`` on every free entry; ``mask``: a W-Asym weight's 0/1 mask of free
+    entries (fixed ones carry no variance), None when every entry is free."""
+
+    value: float
+    mask: object
+
+
 class ELRGOps:
     """The ops table of nets/forward.py with Gaussian weights; every linear/conv draws fresh noise."""
 
-    def __init__(self, key, alpha: float):
+    def __init__(self, key, alpha: float, per_example: bool):
         import jax
         import jax.numpy as jnp
+
         from ..nets.jax import JaxOps
 
         self.jax, self.jnp, self.base = jax, jnp, JaxOps
         self.key = key
         self.count = 0
         self.alpha = alpha
-        for name in ("relu", "sigmoid", "rsqrt", "mean_last", "mean_axes", "channel_mix"):
+        self.per_example = per_example
+        for name in ("relu", "sigmoid", "rsqrt", "mean_last", "mean_axes", "channel_mix", "reshape", "cast_like"):
             setattr(self, name, getattr(JaxOps, name))
 
     def _noise(self, shape, dtype):
         self.count += 1
         return self.jax.random.normal(self.jax.random.fold_in(self.key, self.count), shape, dtype)
 
-    def reshape(self, a, shape):
-        if isinstance(a, GaussW):
-            return GaussW(a.mean.reshape(shape), a.var.reshape(shape), a.V.reshape((a.V.shape[0],) + tuple(shape)))
-        return self.jnp.reshape(a, shape)
-
-    def cast_like(self, c, like):
-        return self.jnp.asarray(c, dtype=(like.mean if isinstance(like, GaussW) else like).dtype)
-
-    def concat_last(self, a, b):  # free entries (Gaussian) then fixed values (constants)
+    def _dense_var(self, h, w: GaussW, b: GaussW | None):
         jnp = self.jnp
-        zeros_v = jnp.zeros((a.V.shape[0],) + b.shape, b.dtype)
-        return GaussW(jnp.concatenate([a.mean, b], -1), jnp.concatenate([a.var, jnp.zeros_like(b)], -1),
-                      jnp.concatenate([a.V, zeros_v], -1))
-
-    def take_last(self, a, idx):
-        jnp = self.jnp
-        idx = jnp.asarray(idx)
-        return GaussW(jnp.take_along_axis(a.mean, idx, -1), jnp.take_along_axis(a.var, idx, -1),
-                      jnp.take_along_axis(a.V, jnp.broadcast_to(idx, a.V.shape), -1))
-
-    def _combine(self, mean, var, lowrank):
-        """mean + sqrt(var) e + sqrt(alpha) sum_r e_r lowrank_r, noise per example; lowrank: (rank, N, ...)."""
-        jnp = self.jnp
-        out = mean + jnp.sqrt(jnp.maximum(var, 1e-16)) * self._noise(mean.shape, mean.dtype)
-        e = self._noise((lowrank.shape[0], mean.shape[0]) + (1,) * (mean.ndim - 1), mean.dtype)
-        return out + math.sqrt(self.alpha) * jnp.sum(e * lowrank, axis=0)
+        h2 = h * h
+        if not isinstance(w.var, FixedVar):
+            var = h2 @ w.var.T
+        elif w.var.mask is not None:  # a product with the 0/1 mask: gathering the fixed inputs instead is
+            var = w.var.value * (h2 @ w.var.mask.T)  # 5x slower on a CPU (its gradient is a scatter)
+        else:  # every input free: the same variance on each, so a row sum
+            var = w.var.value * jnp.broadcast_to(jnp.sum(h2, axis=-1, keepdims=True), (h.shape[0], w.mean.shape[0]))
+        if b is not None:
+            var = var + (b.var.value if isinstance(b.var, FixedVar) else b.var)
+        return var
 
     def linear(self, h, w: GaussW, b: GaussW | None):
         jnp = self.jnp
-        mean = h @ w.mean.T
-        var = (h * h) @ w.var.T
-        lowrank = jnp.einsum("ni,roi->rno", h, w.V)
-        if b is not None:
-            mean, var, lowrank = mean + b.mean, var + b.var, lowrank + b.V[:, None, :]
-        return self._combine(mean, var, lowrank)
+        var = self._dense_var(h, w, b)
+        if self.per_example:
+            mean = h @ w.mean.T
+            lowrank = jnp.einsum("ni,roi->rno", h, w.V)
+            if b is not None:
+                mean, lowrank = mean + b.mean, lowrank + b.V[:, None, :]
+            e = self._noise((lowrank.shape[0], h.shape[0], 1), h.dtype)
+            mean = mean + math.sqrt(self.alpha) * jnp.sum(e * lowrank, axis=0)
+        else:  # one low-rank draw for the whole batch, folded into the weight: one matrix product
+            e = self._noise((w.V.shape[0],), h.dtype)
+            weight = w.mean + math.sqrt(self.alpha) * jnp.tensordot(e, w.V, axes=1)
+            mean = h @ weight.T
+            if b is not None:
+                mean = mean + b.mean + math.sqrt(self.alpha) * e @ b.V
+        return mean + jnp.sqrt(jnp.maximum(var, 1e-16)) * self._noise(mean.shape, mean.dtype)
 
     def conv2d(self, h, w: GaussW, b: GaussW | None, stride, padding):
         jnp = self.jnp
         conv = self.base.conv2d
         rank, c_out = w.V.shape[0], w.V.shape[1]
-        mean = conv(h, w.mean, None, stride, padding)
-        var = conv(h * h, w.var, None, stride, padding)
-        lowrank = conv(h, w.V.reshape((rank * c_out,) + w.V.shape[2:]), None, stride, padding)
-        lowrank = jnp.moveaxis(lowrank.reshape((h.shape[0], rank, c_out) + lowrank.shape[2:]), 1, 0)
+        var_w = w.var if not isinstance(w.var, FixedVar) else w.var.value * self._conv_mask(w)
+        var = conv(h * h, var_w, None, stride, padding)
         if b is not None:
-            mean = mean + b.mean[None, :, None, None]
-            var = var + b.var[None, :, None, None]
-            lowrank = lowrank + b.V[:, None, :, None, None]
-        return self._combine(mean, var, lowrank)
+            var = var + (b.var.value if isinstance(b.var, FixedVar) else b.var[None, :, None, None])
+        if self.per_example:
+            mean = conv(h, w.mean, None, stride, padding)
+            lowrank = conv(h, w.V.reshape((rank * c_out,) + w.V.shape[2:]), None, stride, padding)
+            lowrank = jnp.moveaxis(lowrank.reshape((h.shape[0], rank, c_out) + lowrank.shape[2:]), 1, 0)
+            if b is not None:
+                mean = mean + b.mean[None, :, None, None]
+                lowrank = lowrank + b.V[:, None, :, None, None]
+            e = self._noise((rank, h.shape[0], 1, 1, 1), h.dtype)
+            mean = mean + math.sqrt(self.alpha) * jnp.sum(e * lowrank, axis=0)
+        else:
+            e = self._noise((rank,), h.dtype)
+            mean = conv(h, w.mean + math.sqrt(self.alpha) * jnp.tensordot(e, w.V, axes=1), None, stride, padding)
+            if b is not None:
+                mean = mean + (b.mean + math.sqrt(self.alpha) * e @ b.V)[None, :, None, None]
+        return mean + jnp.sqrt(jnp.maximum(var, 1e-16)) * self._noise(mean.shape, mean.dtype)
+
+    def _conv_mask(self, w: GaussW):
+        return self.jnp.ones(w.mean.shape, w.mean.dtype) if w.var.mask is None else w.var.mask
 
 
-def _groups(model):
-    """Layer groups: (Dense/Conv layer name, [its parameter names]) and the norm parameter names."""
+@dataclasses.dataclass
+class _Layer:
+    """A Dense/Conv layer as ELRG holds it: parameter names, the mask and fixed values of a W-Asym weight
+    (full shape), and where its free entries sit (for reading draws back into the layout)."""
+
+    name: str
+    names: list
+    weight: str
+    shape: tuple
+    mask: np.ndarray | None  # 1 at free entries, 0 at fixed ones; None: all free
+    fixed: np.ndarray | None  # fixed values at fixed entries, 0 elsewhere
+    fixed_index: np.ndarray | None  # (rows, k) in the flattened row
+    free_index: np.ndarray | None  # (rows, free) in the flattened row
+
+
+def _layers(model) -> tuple[list[_Layer], list[str]]:
+    from ..nets.constants import free_index
     from ..nets.graph import Conv, Dense, walk
 
-    layout = model.net.layout
-    weighted = [n.name for n in walk(model.net.graph()) if isinstance(n, (Dense, Conv))]
-    groups = [(name, [p.name for p in layout if p.layer == name]) for name in weighted]
-    in_groups = {p for _, names in groups for p in names}
-    others = [p.name for p in layout if p.name not in in_groups]
-    return groups, others
+    net = model.net
+    consts = net.constants()
+    layers = []
+    for node in walk(net.graph()):
+        if not isinstance(node, (Dense, Conv)):
+            continue
+        names = [p.name for p in net.layout if p.layer == node.name]
+        mask = fixed = f_idx = fr_idx = None
+        if node.n_fix > 0:
+            f_idx = consts[f"{node.name}.fixed_index"]
+            values = consts[f"{node.name}.fixed_value"]
+            rows = node.d_out
+            mask_flat = np.ones((rows, node.fan_in))
+            fixed_flat = np.zeros((rows, node.fan_in))
+            np.put_along_axis(mask_flat, f_idx, 0.0, axis=1)
+            np.put_along_axis(fixed_flat, f_idx, values, axis=1)
+            mask, fixed = mask_flat.reshape(node.weight_shape), fixed_flat.reshape(node.weight_shape)
+            fr_idx = free_index(f_idx, node.fan_in)
+        layers.append(_Layer(node.name, names, f"{node.name}.weight", node.weight_shape, mask, fixed, f_idx, fr_idx))
+    in_layers = {n for layer in layers for n in layer.names}
+    return layers, [p.name for p in net.layout if p.name not in in_layers]
+
+
+def _full_graph(nodes):
+    """The layer graph with every weight taken as given (n_fix = 0): ELRG passes full-shape weights."""
+    from ..nets.graph import Conv, Dense, Residual
+
+    out = []
+    for node in nodes:
+        if isinstance(node, (Dense, Conv)):
+            node = dataclasses.replace(node, n_fix=0)
+        elif isinstance(node, Residual):
+            node = dataclasses.replace(node, main=tuple(_full_graph(node.main)),
+                                       shortcut=tuple(_full_graph(node.shortcut)))
+        out.append(node)
+    return tuple(out)
 
 
 def build_elrg(model, data, options) -> Algorithm:
@@ -124,61 +200,97 @@ def build_elrg(model, data, options) -> Algorithm:
     import optax
 
     from ..models.likelihoods import jax_backend
-    from ..nets.forward import forward, prepared_constants
+    from ..nets.forward import prepared_constants, run
     from .logdensity import jax_log_density
+    from .optim import unconstrained_start
 
     net, lik = model.net, model.likelihood
     backend = jax_backend()
     density = jax_log_density(model)
-    groups, norm_names = _groups(model)
+    layers, norm_names = _layers(model)
+    graph = _full_graph(net.graph())
+    consts = prepared_constants(net)  # FiGLU matrices (weights come in full shape)
     rank, alpha = options.rank, 1.0 / options.rank
     prior = model.prior_loc_scale()
-    consts = prepared_constants(net)
     latent_names = list(lik.latent_sites())
     fixed_logvar = float(options.init_logvar)
+    per_example = options.lowrank_noise == "per_example"
     n_total = data.n
     optimizer = optax.adam(options.lr)
-    lowrank_names = [p for _, names in groups for p in names]
+    shapes = {p.name: p.shape for p in net.layout}
+    full_shape = {**shapes, **{layer.weight: layer.shape for layer in layers}}
+    info = {p.name: p for p in net.layout}
 
-    def logvar(q, name):
-        return q["logvar"][name] if options.learn_diag else jnp.full(q["mean"][name].shape, fixed_logvar,
-                                                                      q["mean"][name].dtype)
+    def to_full(layer: _Layer, free):
+        """Free entries (rows, free) -> the full weight with zeros at fixed entries."""
+        if layer.mask is None:
+            return free
+        rows = layer.shape[0]
+        flat = jnp.zeros((rows, int(np.prod(layer.shape[1:]))), free.dtype)
+        flat = flat.at[np.arange(rows)[:, None], layer.free_index].set(free)
+        return flat.reshape(layer.shape)
 
     def init(key, start, batch):
-        from .optim import unconstrained_start
-
         start = unconstrained_start(density, start)
         dtype = start[net.layout.infos[0].name].dtype
-        mean = {p.name: start[p.name] for p in net.layout}
+        mean = {n: start[n] for n in shapes}
         V = {}
-        for i, (layer, names) in enumerate(groups):
-            wkey = jax.random.fold_in(key, i)
-            for j, name in enumerate(names):
-                info = net.layout[name]
-                z = jax.random.normal(jax.random.fold_in(wkey, j), (rank,) + info.shape, dtype)
-                scale = 0.5 * jnp.std(mean[name]) / math.sqrt(rank) if info.role == "weight" else 0.01
-                V[name] = scale * z
+        for i, layer in enumerate(layers):
+            mean[layer.weight] = to_full(layer, start[layer.weight])
+            for j, name in enumerate(layer.names):
+                z = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, i), j), (rank,) + full_shape[name], dtype)
+                scale = 0.5 * jnp.std(start[name]) / math.sqrt(rank) if name == layer.weight else 0.01
+                V[name] = scale * z * (1 if layer.mask is None or name != layer.weight else layer.mask.astype(dtype))
         q = {"mean": mean, "V": V,
              "latent": {k: {"loc": start[k], "log_scale": jnp.asarray(math.log(options.init_scale), dtype)}
                         for k in latent_names}}
         if options.learn_diag:
-            q["logvar"] = {p.name: jnp.full(p.shape, fixed_logvar, dtype) for p in net.layout}
+            q["logvar"] = {n: jnp.full(full_shape[n], fixed_logvar, dtype) for n in full_shape}
         return q, optimizer.init(q)
+
+    def masked(layer: _Layer, name: str, x):
+        return x if layer.mask is None or name != layer.weight else x * layer.mask.astype(x.dtype)
+
+    def gauss(layer: _Layer, name: str, q) -> GaussW:
+        mean = q["mean"][name]
+        if layer.mask is not None and name == layer.weight:
+            mean = mean * layer.mask.astype(mean.dtype) + layer.fixed.astype(mean.dtype)
+        if options.learn_diag:
+            var = masked(layer, name, jnp.exp(q["logvar"][name]))
+        else:
+            mask = layer.mask.astype(mean.dtype) if layer.mask is not None and name == layer.weight else None
+            var = FixedVar(math.exp(fixed_logvar), mask)
+        return GaussW(mean, var, masked(layer, name, q["V"][name]))
+
+    def free_counts():
+        return {layer.name: int(sum(info[n].size for n in layer.names)) for layer in layers}
+
+    counts = free_counts()
 
     def kl(q):
         total = 0.0
-        for layer, names in groups:
-            m = jnp.concatenate([q["mean"][n].ravel() for n in names])
-            s = jnp.concatenate([jnp.exp(logvar(q, n)).ravel() for n in names])
-            V = jnp.concatenate([q["V"][n].reshape(rank, -1) for n in names], axis=1)
-            p_loc = jnp.concatenate([jnp.full(net.layout[n].size, prior[n][0], m.dtype) for n in names])
-            p_var = jnp.concatenate([jnp.full(net.layout[n].size, prior[n][1] ** 2, m.dtype) for n in names])
-            small = jnp.eye(rank, dtype=m.dtype) + alpha * (V / s) @ V.T
-            total = total + 0.5 * (jnp.sum(s / p_var) + alpha * jnp.sum(V * V / p_var)
-                                   + jnp.sum((m - p_loc) ** 2 / p_var) - m.size + jnp.sum(jnp.log(p_var))
-                                   - jnp.sum(jnp.log(s)) - jnp.linalg.slogdet(small)[1])
+        for layer in layers:
+            terms = []
+            for n in layer.names:
+                m = q["mean"][n]
+                lv = q["logvar"][n] if options.learn_diag else jnp.full(m.shape, fixed_logvar, m.dtype)
+                mask = 1.0 if layer.mask is None or n != layer.weight else layer.mask.astype(m.dtype)
+                V = masked(layer, n, q["V"][n])
+                loc, std = prior[n]
+                terms.append((mask, m, lv, V, loc, std))
+            s_over_p = sum(jnp.sum(mask * jnp.exp(lv)) / std ** 2 for mask, m, lv, V, loc, std in terms)
+            v_over_p = sum(jnp.sum(V * V) / std ** 2 for mask, m, lv, V, loc, std in terms)
+            m_term = sum(jnp.sum(mask * (m - loc) ** 2) / std ** 2 for mask, m, lv, V, loc, std in terms)
+            log_p = sum(2 * math.log(std) * info[n].size for n, (_, _, _, _, _, std) in zip(layer.names, terms))
+            log_s = sum(jnp.sum(mask * lv) for mask, m, lv, V, loc, std in terms)
+            flat_V = jnp.concatenate([V.reshape(rank, -1) for _, _, _, V, _, _ in terms], axis=1)
+            flat_s = jnp.concatenate([jnp.exp(lv).reshape(-1) for _, _, lv, _, _, _ in terms])
+            small = jnp.eye(rank, dtype=flat_V.dtype) + alpha * (flat_V / flat_s) @ flat_V.T
+            total = total + 0.5 * (s_over_p + alpha * v_over_p + m_term - counts[layer.name] + log_p - log_s
+                                   - jnp.linalg.slogdet(small)[1])
         for n in norm_names:
-            m, lv = q["mean"][n], logvar(q, n)
+            m = q["mean"][n]
+            lv = q["logvar"][n] if options.learn_diag else jnp.full(m.shape, fixed_logvar, m.dtype)
             loc, std = prior[n]
             total = total + 0.5 * jnp.sum((jnp.exp(lv) + (m - loc) ** 2) / std ** 2 - 1 - lv + 2 * math.log(std))
         return total
@@ -200,14 +312,15 @@ def build_elrg(model, data, options) -> Algorithm:
     def neg_elbo(q, batch, key):
         X, y, w = batch
         k_net, k_norm, k_lat = jax.random.split(key, 3)
-        params = {}
-        for n in lowrank_names:
-            params[n] = GaussW(q["mean"][n], jnp.exp(logvar(q, n)), q["V"][n])
+        params = {n: gauss(layer, n, q) for layer in layers for n in layer.names}
         for i, n in enumerate(norm_names):  # one reparameterised sample per batch
+            lv = q["logvar"][n] if options.learn_diag else fixed_logvar
             z = jax.random.normal(jax.random.fold_in(k_norm, i), q["mean"][n].shape, q["mean"][n].dtype)
-            params[n] = q["mean"][n] + jnp.exp(0.5 * logvar(q, n)) * z
+            params[n] = q["mean"][n] + jnp.exp(0.5 * lv) * z
         latents, kl_latent = latent_sample(q, k_lat)
-        out = forward(net, params, consts, X.astype(q["mean"][lowrank_names[0]].dtype), ELRGOps(k_net, alpha))
+        dtype = q["mean"][layers[0].weight].dtype
+        h = X.astype(dtype).reshape((X.shape[0],) + tuple(net.input_shape))
+        out = run(graph, params, consts, h, ELRGOps(k_net, alpha, per_example))
         loglik = (lik.distribution(backend, out, latents).log_prob(y) * w).sum() * (n_total / X.shape[0])
         return -(loglik - kl(q) - kl_latent)
 
@@ -218,30 +331,33 @@ def build_elrg(model, data, options) -> Algorithm:
         return (optax.apply_updates(q, updates), opt_state), {"loss": loss * n_total, "grad_evals": 1}
 
     def draws(state, rng, num):
-        """On the host: ``num`` draws of every parameter from the fitted family (numpy)."""
+        """On the host: ``num`` draws of every free parameter from the fitted family (numpy)."""
         q, _ = state
 
         def host_logvar(n):
             return q["logvar"][n] if options.learn_diag else np.full(q["mean"][n].shape, fixed_logvar)
 
         out = {}
-        for layer, names in groups:
+        for layer in layers:
             z2 = rng.standard_normal((num, rank))  # shared by the layer's weight and bias: one joint Gaussian
-            for n in names:
+            for n in layer.names:
                 m = q["mean"][n]
-                z1 = rng.standard_normal((num,) + m.shape)
-                out[n] = (m + np.exp(0.5 * host_logvar(n)) * z1 + math.sqrt(alpha) * np.tensordot(z2, q["V"][n], axes=1))
+                full = (m + np.exp(0.5 * host_logvar(n)) * rng.standard_normal((num,) + m.shape)
+                        + math.sqrt(alpha) * np.tensordot(z2, q["V"][n], axes=1))
+                if layer.mask is not None and n == layer.weight:  # back to the free entries of each row
+                    full = np.take_along_axis(full.reshape(num, layer.shape[0], -1), layer.free_index[None], axis=2)
+                out[n] = full
         for n in norm_names:
             out[n] = q["mean"][n] + np.exp(0.5 * host_logvar(n)) * rng.standard_normal((num,) + q["mean"][n].shape)
         for name in latent_names:
             loc, log_scale = q["latent"][name]["loc"], q["latent"][name]["log_scale"]
             out[name] = loc + np.exp(log_scale) * rng.standard_normal(num)
-        dtype = q["mean"][groups[0][1][0]].dtype
-        return density.constrain_host({k: v.astype(dtype) for k, v in out.items()})
+        dtype = q["mean"][layers[0].weight].dtype
+        return density.constrain_host({k: np.asarray(v).astype(dtype) for k, v in out.items()})
 
     return Algorithm(init, step, options.num_steps, APPROXIMATION, draws=draws, num_draws=options.num_draws,
                      batch_size=options.batch_size,
                      postfix=lambda info: {"elbo": f"{-float(info['loss'].mean()):.4g}"},
                      nan_hint=f"try a smaller learning rate (lr={options.lr:g} now, e.g. lr={options.lr / 10:g})",
                      extra={"objective": "negative_elbo", "family": "elrg_per_layer", "rank": rank,
-                            "learn_diag": options.learn_diag})
+                            "learn_diag": options.learn_diag, "lowrank_noise": options.lowrank_noise})

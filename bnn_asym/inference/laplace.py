@@ -82,6 +82,12 @@ class Laplace(Engine):
             import laplace  # noqa: F401
         except ImportError:
             raise ValueError("engine 'laplace' needs laplace-torch: pip install laplace-torch") from None
+        except RuntimeError as err:
+            # A torchvision built for another torch fails to register its operators when torchmetrics
+            # (imported by laplace-torch) imports it; laplace-torch itself never needs torchvision.
+            raise ValueError(f"engine 'laplace' could not import laplace-torch ({err}); this happens when an "
+                             "installed torchvision does not match torch: uninstall torchvision or install "
+                             "the build that matches your torch") from None
 
     def build(self, model, data, options, backend) -> Algorithm:
         algo = build_map(model, data, options.num_steps, options.batch_size, options.lr, options.schedule, self.name)

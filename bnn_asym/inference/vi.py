@@ -41,10 +41,12 @@ class LowRankVIOptions(VIOptions):
     per_layer: bool = False  # True: the paper's ELRG family (per-layer low rank, local reparameterisation)
     learn_diag: bool = True  # per_layer only: False fixes the diagonal variance at exp(init_logvar) (the paper)
     init_logvar: float = -10.0  # per_layer only: initial (or fixed) log-variance of the diagonal part
+    lowrank_noise: str = "per_example"  # per_layer only: "per_example" (the paper's code) or "per_batch" (faster)
 
     def __post_init__(self):
         super().__post_init__()
         check_positive_int("lowrank_vi", "rank", self.rank)
+        check_choice("lowrank_vi", "lowrank_noise", self.lowrank_noise, ("per_example", "per_batch"))
         for name in ("per_layer", "learn_diag"):
             check_choice("lowrank_vi", name, getattr(self, name), (True, False))
         if not isinstance(self.init_logvar, (int, float)) or isinstance(self.init_logvar, bool):
