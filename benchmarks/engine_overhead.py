@@ -152,7 +152,8 @@ def fit_svi(model, X, y, steps):
 
 def hand_written_sgld(model, X, y, steps, chains, batch, step_size):
     """BlackJAX's SGLD kernel in a jitted scan per chain, chains pmapped over the devices: the same
-    mini-batch rule (a random subset without replacement per step) and the same gradient estimate."""
+    mini-batch rule (a random subset without replacement per step), the same gradient estimate, and, as
+    fit() does, every draw kept and brought to the host."""
     import blackjax
     from numpyro.infer.util import potential_energy
 
@@ -170,16 +171,17 @@ def hand_written_sgld(model, X, y, steps, chains, batch, step_size):
             key, k_batch, k_step = jax.random.split(key, 3)
             idx = jax.random.choice(k_batch, n, (batch,), replace=False)
             position = kernel(k_step, position, grad, (X[idx], y[idx]), step_size, 1.0)
-            return (position, key), None
+            return (position, key), position
 
-        return jax.lax.scan(step, (position, key), None, length=steps)[0][0]
+        return jax.lax.scan(step, (position, key), None, length=steps)[1]
 
     run = jax.pmap(chain)
     starts = [start_values(model, c) for c in range(chains)]
     positions = {k: jnp.stack([jnp.asarray(s[k]) for s in starts]) for k in starts[0]}
     keys = jax.random.split(jax.random.PRNGKey(0), chains)
     start = time.perf_counter()
-    jax.block_until_ready(run(positions, keys))
+    draws = {k: np.asarray(v) for k, v in run(positions, keys).items()}
+    assert all(np.isfinite(v).all() for v in draws.values())
     return chains * steps / (time.perf_counter() - start)
 
 
@@ -230,11 +232,15 @@ def main():
         print("nuts wall", out["nuts_wall"], flush=True)
 
     if "gradients" in parts:
-        nuts_rate, steps, compile_s = nuts_gradient_rate(model, X, y, warmup, 50 if q else 100, 200 if q else 800)
-        raw_rate = raw_gradient_rate(model, X, y, n_evals=2000 if q else 20000)
-        out["nuts_gradients"] = {"nuts_grad_evals_per_s": nuts_rate, "raw_value_and_grad_per_s": raw_rate,
-                                 "ratio": nuts_rate / raw_rate, "nuts_grad_evals_timed": steps,
-                                 "sampling_loop_compile_s": compile_s}
+        # alternate three times and keep the best of each side: a busy neighbour only ever slows one down
+        nuts_rates, raw_rates = [], []
+        for _ in range(3):
+            nuts_rate, steps, compile_s = nuts_gradient_rate(model, X, y, warmup, 50 if q else 100, 200 if q else 800)
+            nuts_rates.append(nuts_rate)
+            raw_rates.append(raw_gradient_rate(model, X, y, n_evals=2000 if q else 20000))
+        out["nuts_gradients"] = {"nuts_grad_evals_per_s": max(nuts_rates), "raw_value_and_grad_per_s": max(raw_rates),
+                                 "ratio": max(nuts_rates) / max(raw_rates), "nuts_grad_evals_timed": steps,
+                                 "sampling_loop_compile_s": compile_s, "nuts_rates": nuts_rates, "raw_rates": raw_rates}
         print("gradients", out["nuts_gradients"], flush=True)
 
     svi_steps = 500 if q else 5000
@@ -294,7 +300,7 @@ def table(out: dict) -> str:
         f"| MFVI steps/s via fit() vs hand-written jitted SVI loop ({m['steps']} steps, init and compile included) | "
         f"{max(m['fit_steps_per_s']):.0f} | {max(m['hand_written_steps_per_s']):.0f} | {m['ratio']:.3f} | >= 0.9 |",
         f"| SGLD steps/s via fit() vs hand-written jitted BlackJAX SGLD loop ({sg['settings']}, {sg['steps']} steps "
-        f"per chain, compile included) | {max(sg['fit_steps_per_s']):.0f} | {max(sg['hand_written_steps_per_s']):.0f} "
+        f"per chain, compile included, every draw kept on the host) | {max(sg['fit_steps_per_s']):.0f} | {max(sg['hand_written_steps_per_s']):.0f} "
         f"| {sg['ratio']:.3f} | >= 0.9 |",
         f"| NUTS median ESS/s, NumPyro vs Pyro backend ({b['problem']}) | {b['numpyro']['median_ess_per_s']:.2f} | "
         f"{b['pyro']['median_ess_per_s']:.2f} | {b['median_ess_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",

@@ -81,9 +81,11 @@ def compute_reference(cell: Cell, reference) -> dict:
 
 
 # ----- one cell -----------------------------------------------------------------------------------------------
-def _checkpoint_plan(cell: Cell, model, data) -> dict:
+def _checkpoint_plan(cell: Cell, model, data) -> dict | None:
     if cell.engine.checkpoints:
         return dict(cell.engine.checkpoints)
+    if "convergence" not in cell.metrics:
+        return None  # no curves asked for: no intermediate draws to pay for
     from ..inference import get_engine
 
     engine = get_engine(cell.engine.name)()
