@@ -101,24 +101,30 @@ def _save(fig, path) -> Path:
 
 
 def plot_convergence(store: BenchStore, cells: list[dict], path, x: str = "wall_s") -> Path | None:
-    """Agreement (or accuracy) and NLL against wall time per engine; a line per symmetry, mean over seeds."""
+    """Agreement (or accuracy) and NLL against wall time per data set, network and engine; a line per symmetry,
+    mean over seeds (band: min to max)."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    engines = sorted({c["config"]["engine"]["label"] for c in cells})
+    # one column per (data, network, engine): runs of different networks are never averaged together
+    panels = sorted({(c["config"]["data"]["name"], c["config"].get("network_label", ""), c["config"]["engine"]["label"])
+                     for c in cells})
+    several_problems = len({p[:2] for p in panels}) > 1
     curves = {c["key"]: store.curves(c["key"]) for c in cells}
     top = "agreement" if any("agreement" in v for v in curves.values()) else "accuracy"
     if not any(top in v for v in curves.values()):
         return None
-    fig, axes = plt.subplots(2, len(engines), figsize=(3.4 * len(engines), 6), squeeze=False)
-    for j, engine in enumerate(engines):
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.4 * len(panels), 6.4 if several_problems else 6),
+                             squeeze=False)
+    for j, (data, network, engine) in enumerate(panels):
         for row, metric in enumerate((top, "nll")):
             ax = axes[row, j]
             for sym in SYMMETRY_ORDER:
                 runs = [curves[c["key"]].get(metric) for c in cells
-                        if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym]
+                        if (c["config"]["data"]["name"], c["config"].get("network_label", ""),
+                            c["config"]["engine"]["label"]) == (data, network, engine) and c["config"]["symmetry"] == sym]
                 runs = [r for r in runs if r]
                 if not runs:
                     continue
@@ -128,7 +134,8 @@ def plot_convergence(store: BenchStore, cells: list[dict], path, x: str = "wall_
                 ax.plot(xs, ys.mean(0), color=COLORS.get(sym), marker=".", label=sym)
                 if len(runs) > 1:
                     ax.fill_between(xs, ys.min(0), ys.max(0), color=COLORS.get(sym), alpha=0.15)
-            ax.set_title(f"{engine}: {metric}", fontsize=9)
+            title = f"{engine}: {metric}"
+            ax.set_title(f"{data}, {network}\n{title}" if several_problems else title, fontsize=9)
             ax.set_xlabel("wall time (s)" if x == "wall_s" else "gradient evaluations", fontsize=8)
             if metric == "nll":
                 ax.set_yscale("log")
