@@ -14,7 +14,7 @@ and the training data. Predictions run the JAX network vmapped over all draws.
 from __future__ import annotations
 
 import json
-from functools import cached_property
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -32,6 +32,44 @@ def jnp_stack_pair(pair):
 
     primal, tangent = pair
     return jnp.stack([primal, primal + tangent], axis=2)
+
+
+@lru_cache(maxsize=32)
+def _jax_functions(model: BayesianModel) -> dict:
+    """Jitted per-draw functions of a model, shared by every Posterior of that model (models hash by
+    content), so scoring a run's checkpoints or a benchmark's seeds compiles each program once."""
+    import jax
+
+    from .models.likelihoods import jax_backend
+
+    net, lik, backend = model.net, model.likelihood, jax_backend()
+    names = [p.name for p in net.layout]
+    latent_names = list(lik.latent_sites())
+
+    def outputs(params, x):
+        return net.apply_jax({k: params[k] for k in names}, x)
+
+    def loglik(params, x, y):
+        return lik.distribution(backend, outputs(params, x), {k: params[k] for k in latent_names}).log_prob(y)
+
+    def sample(params, x, key):
+        return lik.distribution(backend, outputs(params, x), {k: params[k] for k in latent_names}).sample(key)
+
+    def linearized(params, x, center):
+        """Network outputs linearised around ``center``: f(center) + J (params - center)."""
+        tangent = {k: params[k] - center[k] for k in names}
+        return jax.jvp(lambda p: outputs(p, x), ({k: center[k] for k in names},), (tangent,))
+
+    vm = jax.vmap
+    return {"outputs": jax.jit(vm(outputs, (0, None))), "loglik": jax.jit(vm(loglik, (0, None, None))),
+            "linearized": jax.jit(vm(linearized, (0, None, None))),
+            "sample": jax.jit(vm(sample, (0, None, 0)))}
+
+
+def _draw_bucket(n: int, draw_chunk: int) -> int:
+    """Draws a chunk of ``n`` is padded to: a power of two up to ``draw_chunk``, so any number of draws
+    runs through a handful of compiled shapes (checkpoints hold a different number of draws each)."""
+    return min(draw_chunk, 1 << max(0, int(n) - 1).bit_length())
 
 
 class Posterior:
@@ -68,34 +106,9 @@ class Posterior:
         s = self.n_chains * self.n_draws
         return {k: v.reshape((s,) + v.shape[2:]) for k, v in self.draws.items()}
 
-    @cached_property
+    @property
     def _jax_fns(self):
-        import jax
-
-        from .models.likelihoods import jax_backend
-
-        net, lik, backend = self.model.net, self.model.likelihood, jax_backend()
-        names = [p.name for p in net.layout]
-        latent_names = list(lik.latent_sites())
-
-        def outputs(params, x):
-            return net.apply_jax({k: params[k] for k in names}, x)
-
-        def loglik(params, x, y):
-            return lik.distribution(backend, outputs(params, x), {k: params[k] for k in latent_names}).log_prob(y)
-
-        def sample(params, x, key):
-            return lik.distribution(backend, outputs(params, x), {k: params[k] for k in latent_names}).sample(key)
-
-        def linearized(params, x, center):
-            """Network outputs linearised around ``center``: f(center) + J (params - center)."""
-            tangent = {k: params[k] - center[k] for k in names}
-            return jax.jvp(lambda p: outputs(p, x), ({k: center[k] for k in names},), (tangent,))
-
-        vm = jax.vmap
-        return {"outputs": jax.jit(vm(outputs, (0, None))), "loglik": jax.jit(vm(loglik, (0, None, None))),
-                "linearized": jax.jit(vm(linearized, (0, None, None))),
-                "sample": jax.jit(vm(sample, (0, None, 0)))}
+        return _jax_functions(self.model)
 
     def _map_draws(self, fn, X, *extra, draw_chunk: int = 256, row_chunk: int = 4096):
         """Apply a vmapped per-draw function over all draws (S) and rows; returns (S, N, ...)."""
@@ -111,10 +124,18 @@ class Posterior:
         for r in range(0, len(X), row_chunk):
             xs = X[r:r + row_chunk]
             ex = [e[r:r + row_chunk] if e is not None and np.ndim(e) and len(e) == len(X) else e for e in extra]
-            parts = [np.asarray(fn({k: v[i:i + draw_chunk] for k, v in flat.items()}, xs, *ex))
+            parts = [self._run_chunk(fn, {k: v[i:i + draw_chunk] for k, v in flat.items()}, xs, ex, draw_chunk)
                      for i in range(0, s, draw_chunk)]
             rows.append(np.concatenate(parts, axis=0))
         return np.concatenate(rows, axis=1)
+
+    @staticmethod
+    def _run_chunk(fn, params: dict, xs, extra, draw_chunk: int) -> np.ndarray:
+        n = len(next(iter(params.values())))
+        padded = _draw_bucket(n, draw_chunk)
+        if padded > n:  # repeat the last draw; its outputs are dropped below
+            params = {k: np.concatenate([v, np.repeat(v[-1:], padded - n, axis=0)]) for k, v in params.items()}
+        return np.asarray(fn(params, xs, *extra))[:n]
 
     def _check_X(self, X) -> np.ndarray:
         return self.model.net.check_inputs(X)

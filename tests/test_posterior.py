@@ -159,3 +159,19 @@ def test_predict_on_no_rows_returns_empty_results(fitted):
     assert post.predict(empty).shape == (0, ds.n_classes)
     assert post.log_likelihood(empty, ds.y_test[:0]).shape == (2, 100, 0)
     assert post.sample_predictive(empty).shape == (2, 100, 0)
+
+
+def test_posteriors_of_one_model_share_compiled_programs_and_any_draw_count_predicts_exactly(fitted):
+    from bnn_asym.posterior import Posterior
+
+    ds, post = fitted
+    # a checkpoint-like posterior: same model, an odd number of draws (padded to a bucket internally)
+    few = Posterior(post.model, {k: v[:, :37] for k, v in post.draws.items()}, engine="nuts")
+    assert few._jax_fns is post._jax_fns
+    out = few.outputs(ds.X_test)
+    one_by_one = np.stack([np.stack([post.model.net.apply_jax({k: v[c, d] for k, v in post.draws.items()},
+                                                              ds.X_test.astype(np.float32)) for d in range(37)])
+                           for c in range(2)])
+    np.testing.assert_allclose(out, one_by_one, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(few.outputs(ds.X_test), few._map_draws(few._jax_fns["outputs"], ds.X_test, draw_chunk=8)
+                               .reshape(out.shape), rtol=1e-6, atol=1e-6)

@@ -1,6 +1,6 @@
 """A benchmark store as a report: Markdown tables and PNG figures, mean and spread over seeds everywhere.
 
-Figures: convergence curves (agreement with the reference and test NLL against wall time, one panel per
+Figures: every engine's distance to the reference posterior and its test NLL per symmetry, convergence curves (agreement with the reference and test NLL against wall time, one panel per
 engine, standard vs W-Asym vs sigma-Asym), reliability diagrams, parameter R-hat before and after
 alignment next to prediction R-hat, ESS per second, and a table of functional modes.
 """
@@ -98,6 +98,56 @@ def _save(fig, path) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def plot_reference_distance(cells: list[dict], path) -> Path | None:
+    """Per data set and network: every engine's distance to the reference posterior's predictive (total
+    variation; Wasserstein-1 for regression) and its test NLL, one bar per symmetry, mean over seeds with
+    min-max whiskers -- the benchmark's answer in one figure."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    distance = "total_variation" if any("total_variation" in c["metrics"] for c in cells) else "w1"
+    if not any(distance in c["metrics"] for c in cells):
+        return None
+    problems = sorted({(c["config"]["data"]["name"], c["config"].get("network_label", "")) for c in cells})
+    engines = list(dict.fromkeys(c["config"]["engine"]["label"] for c in cells))  # suite order
+    symmetries = [s for s in SYMMETRY_ORDER if any(c["config"]["symmetry"] == s for c in cells)]
+    height = 0.8 / max(1, len(symmetries))
+    fig, axes = plt.subplots(len(problems), 2, figsize=(9, 0.45 * len(engines) * len(problems) + 1.2), squeeze=False)
+    for row, (data, network) in enumerate(problems):
+        for col, (metric, label) in enumerate(((distance, "total variation to the NUTS reference" if distance ==
+                                                "total_variation" else "W1 to the NUTS reference"),
+                                               ("nll", "test NLL"))):
+            ax = axes[row, col]
+            for i, sym in enumerate(symmetries):
+                ys, means, lows, highs = [], [], [], []
+                for j, engine in enumerate(engines):
+                    vals = [c["metrics"].get(metric) for c in cells if c["config"]["symmetry"] == sym
+                            and c["config"]["engine"]["label"] == engine and c["config"]["data"]["name"] == data
+                            and c["config"].get("network_label", "") == network]
+                    vals = np.asarray([v for v in vals if v is not None and np.isfinite(v)], np.float64)
+                    if not len(vals):
+                        continue
+                    ys.append(j + (i - (len(symmetries) - 1) / 2) * height)
+                    means.append(vals.mean())
+                    lows.append(vals.mean() - vals.min())
+                    highs.append(vals.max() - vals.mean())
+                ax.barh(ys, means, height, xerr=[lows, highs], color=COLORS.get(sym), label=sym,
+                        error_kw={"lw": 0.8, "capsize": 1.5})
+            ax.set_yticks(range(len(engines)), engines, fontsize=8)
+            ax.invert_yaxis()
+            if col == 0:
+                ax.set_xscale("log")
+            ax.set_xlabel(label, fontsize=8)
+            ax.set_title(f"{data}, {network}", fontsize=9)
+            ax.grid(axis="x", which="both", alpha=0.3)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def plot_convergence(store: BenchStore, cells: list[dict], path, x: str = "wall_s") -> Path | None:
@@ -219,7 +269,8 @@ def write_report(store: BenchStore, out_dir, suite: str | None = None, machine: 
         raise ValueError(f"store {store.path} holds no cells{f' of suite {suite!r}' if suite else ''}")
     out_dir = Path(out_dir)
     stem = f"bench_{suite or 'all'}"
-    figures = [plot_convergence(store, cells, out_dir / f"{stem}_convergence.png"),
+    figures = [plot_reference_distance(cells, out_dir / f"{stem}_reference.png"),
+               plot_convergence(store, cells, out_dir / f"{stem}_convergence.png"),
                plot_convergence(store, cells, out_dir / f"{stem}_convergence_grads.png", x="grad_evals"),
                plot_reliability(store, cells, out_dir / f"{stem}_reliability.png"),
                plot_symmetry(cells, out_dir / f"{stem}_symmetry.png")]

@@ -1,8 +1,11 @@
 """Gaussian variational families over a model's unconstrained position, in plain JAX.
 
 "normal": mean-field, ``N(loc, diag(exp(log_scale))^2)`` per site (NumPyro's AutoNormal family).
-"lowrank": one ``N(loc, diag(d^2) + W W^T)`` over all free parameters flattened, ``W`` of ``rank`` columns
-(NumPyro's AutoLowRankMultivariateNormal family).
+"lowrank": one ``N(loc, diag(d^2) + W W^T)`` over all free parameters flattened, ``W = diag(d) F`` of ``rank``
+columns (NumPyro's AutoLowRankMultivariateNormal family and parameterisation). Learning ``F`` relative to the
+diagonal scale matters: a free ``W`` moves each of its D x rank entries by about the learning rate per Adam
+step, so its variance grows with D and a deep net's fit stalls (digits MLP, lr 1e-2: 42% accuracy instead
+of 96%; MNIST-1D depth 8: chance).
 
 Written here instead of using NumPyro's autoguides so that setting a guide up is a pure function: the
 driver compiles ``init`` together with the first step, and a new process with a warm compilation cache
@@ -64,30 +67,29 @@ def low_rank(rank: int, template: dict) -> Family:
 
     def init(key, position, init_scale):
         flat, _ = ravel_pytree(position)
-        factor = init_scale / math.sqrt(rank) * jax.random.normal(key, (flat.size, rank), flat.dtype)
-        return {"loc": flat, "log_diag": jnp.full_like(flat, math.log(init_scale)), "factor": factor}
+        return {"loc": flat, "log_diag": jnp.full_like(flat, math.log(init_scale)),
+                "factor": jnp.zeros((flat.size, rank), flat.dtype)}  # NumPyro's start: diagonal only
 
     def sample(params, key):
         k1, k2 = jax.random.split(key)
         loc = params["loc"]
-        flat = (loc + jnp.exp(params["log_diag"]) * jax.random.normal(k1, loc.shape, loc.dtype)
-                + params["factor"] @ jax.random.normal(k2, (rank,), loc.dtype))
-        return unravel(flat)
+        noise = jax.random.normal(k1, loc.shape, loc.dtype) + params["factor"] @ jax.random.normal(k2, (rank,), loc.dtype)
+        return unravel(loc + jnp.exp(params["log_diag"]) * noise)
 
     def entropy(params):
-        d2 = jnp.exp(2 * params["log_diag"])
-        W = params["factor"]
-        small = jnp.eye(rank, dtype=W.dtype) + (W.T / d2) @ W  # matrix determinant lemma
-        logdet = jnp.sum(jnp.log(d2)) + jnp.linalg.slogdet(small)[1]
-        return 0.5 * logdet + 0.5 * d2.size * (1 + math.log(2 * math.pi))
+        # cov = D (I + F F^T) D with D = diag(d): log det = 2 sum log d + log det(I_rank + F^T F)
+        F = params["factor"]
+        small = jnp.eye(rank, dtype=F.dtype) + F.T @ F
+        logdet = 2 * jnp.sum(params["log_diag"]) + jnp.linalg.slogdet(small)[1]
+        return 0.5 * logdet + 0.5 * F.shape[0] * (1 + math.log(2 * math.pi))
 
     names = sorted(template)  # the order ravel_pytree flattens a dict in
     sizes = [int(np.prod(np.shape(template[k]))) for k in names]
 
     def draws(params, rng, num):
         loc = params["loc"]
-        flat = (loc + np.exp(params["log_diag"]) * rng.standard_normal((num, loc.size))
-                + rng.standard_normal((num, rank)) @ params["factor"].T).astype(loc.dtype)
+        noise = rng.standard_normal((num, loc.size)) + rng.standard_normal((num, rank)) @ params["factor"].T
+        flat = (loc + np.exp(params["log_diag"]) * noise).astype(loc.dtype)
         parts = np.split(flat, np.cumsum(sizes)[:-1], axis=1)
         return {k: p.reshape((num,) + np.shape(template[k])) for k, p in zip(names, parts)}
 

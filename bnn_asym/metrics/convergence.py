@@ -11,27 +11,79 @@ from __future__ import annotations
 import numpy as np
 
 
-def rhat_summary(values: np.ndarray) -> dict:
-    """R-hat (rank-normalised) and bulk/tail ESS over the last axis of (chain, draw, K) values; quantities
-    that never change are left out."""
-    from arviz_stats.base import array_stats
+def _average_ranks(rows: np.ndarray) -> np.ndarray:
+    """1-based ranks along each row, ties given their average rank (scipy's ``rankdata(method="average")``
+    without its per-call overhead)."""
+    k, n = rows.shape
+    order = np.argsort(rows, axis=1, kind="stable")
+    ordered = np.take_along_axis(rows, order, axis=1)
+    position = np.broadcast_to(np.arange(n), (k, n))
+    starts = np.ones((k, n), bool)
+    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    ends = np.ones((k, n), bool)
+    ends[:, :-1] = starts[:, 1:]
+    first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
+    last = np.minimum.accumulate(np.where(ends, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
+    ranks = np.empty((k, n))
+    np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
+    return ranks
 
+
+def split_rhat(values: np.ndarray) -> np.ndarray:
+    """Rank-normalised split R-hat (Vehtari et al. 2021: the larger of the bulk and the folded-tail
+    value) of every quantity of (chain, draw, K) values, in one vectorised pass -- the same numbers as
+    ArviZ's ``rhat(method="rank")``, which loops over quantities in Python (about 100x slower on the
+    thousands of quantities of a network's parameters or predictions)."""
+    from scipy import special
+
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 3 or values.shape[0] < 2 or values.shape[1] < 4:
+        raise ValueError(f"split_rhat needs (chain >= 2, draw >= 4, K) values; got shape {values.shape}")
+    half = values.shape[1] // 2
+    split = np.concatenate([values[:, :half], values[:, -half:]], axis=0)  # (2 * chain, half, K)
+
+    def z_scaled(x):
+        flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)  # (K, n): sort along contiguous rows
+        ranks = _average_ranks(flat)
+        return special.ndtri((ranks - 3 / 8) / (flat.shape[1] + 1 / 4)).T.reshape(x.shape)
+
+    def rhat(z):
+        chain_mean = z.mean(axis=1)
+        within = z.var(axis=1, ddof=1).mean(axis=0)
+        between = half * chain_mean.var(axis=0, ddof=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.sqrt((between / within + half - 1) / half)
+
+    bulk = rhat(z_scaled(split))
+    folded = np.abs(split - np.median(split.reshape(-1, split.shape[-1]), axis=0))
+    return np.maximum(bulk, rhat(z_scaled(folded)))
+
+
+def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
+    """R-hat (rank-normalised) and, unless ``ess=False``, bulk/tail ESS (ArviZ) over the last axis of
+    (chain, draw, K) values; quantities that never change are left out."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 3 or values.shape[0] < 2 or values.shape[1] < 4:
         raise ValueError(f"rhat_summary needs (chain >= 2, draw >= 4, K) values; got shape {values.shape}")
     varying = values.reshape(-1, values.shape[-1]).std(0) > 0
     values = values[..., varying]
+    nan = float("nan")
     if not values.shape[-1]:
-        return {"max_rhat": float("nan"), "median_rhat": float("nan"), "frac_rhat_above_1.01": float("nan"),
-                "min_ess_bulk": float("nan"), "median_ess_bulk": float("nan"), "min_ess_tail": float("nan"), "n": 0}
-    moved = np.moveaxis(values, -1, 0)
-    rhat = np.asarray(array_stats.rhat(moved, chain_axis=-2, draw_axis=-1))
-    bulk = np.asarray(array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="bulk"))
-    tail = np.asarray(array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)))
-    return {"max_rhat": float(np.nanmax(rhat)), "median_rhat": float(np.nanmedian(rhat)),
-            "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)), "min_ess_bulk": float(np.nanmin(bulk)),
-            "median_ess_bulk": float(np.nanmedian(bulk)), "min_ess_tail": float(np.nanmin(tail)),
-            "n": int(values.shape[-1])}
+        return {"max_rhat": nan, "median_rhat": nan, "frac_rhat_above_1.01": nan, "min_ess_bulk": nan,
+                "median_ess_bulk": nan, "min_ess_tail": nan, "n": 0}
+    rhat = split_rhat(values)
+    out = {"max_rhat": float(np.nanmax(rhat)), "median_rhat": float(np.nanmedian(rhat)),
+           "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)), "min_ess_bulk": nan, "median_ess_bulk": nan,
+           "min_ess_tail": nan, "n": int(values.shape[-1])}
+    if ess:
+        from arviz_stats.base import array_stats
+
+        moved = np.moveaxis(values, -1, 0)
+        bulk = np.asarray(array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="bulk"))
+        tail = np.asarray(array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)))
+        out.update({"min_ess_bulk": float(np.nanmin(bulk)), "median_ess_bulk": float(np.nanmedian(bulk)),
+                    "min_ess_tail": float(np.nanmin(tail))})
+    return out
 
 
 def time_to_target(x, y, target: float, higher_is_better: bool = True) -> float | None:

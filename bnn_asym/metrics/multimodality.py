@@ -70,14 +70,15 @@ def _flat(draws: dict, names) -> np.ndarray:
 
 def aligned_rhat(spec, draws: dict, reference_chain: int = 0) -> dict:
     """Parameter R-hat over the free parameters before and after weight-matching alignment of every chain
-    to ``reference_chain``; draws: name -> (chain, draw, *shape)."""
+    to ``reference_chain``; draws: name -> (chain, draw, *shape). The summaries hold R-hat only (ESS is
+    NaN there: alignment is about between-chain agreement, and ESS over every parameter costs seconds)."""
     from ..symmetry.permutations import permute_free
     from ..symmetry.weight_matching import weight_matching
 
     names = [p.name for p in spec.layout]
     draws = {k: np.asarray(draws[k], np.float64) for k in names}
     n_chains, n_draws = draws[names[0]].shape[:2]
-    before = rhat_summary(_flat(draws, names))
+    before = rhat_summary(_flat(draws, names), ess=False)
     means = [{k: v[c].mean(0) for k, v in draws.items()} for c in range(n_chains)]
     aligned = {k: v.copy() for k, v in draws.items()}
     moved_chains = 0
@@ -92,7 +93,7 @@ def aligned_rhat(spec, draws: dict, reference_chain: int = 0) -> dict:
             moved = permute_free(spec, {k: v[c, d] for k, v in draws.items()}, perms)
             for k in names:
                 aligned[k][c, d] = moved[k]
-    after = rhat_summary(_flat(aligned, names))
+    after = rhat_summary(_flat(aligned, names), ess=False)
     return {"before": before, "after": after, "chains_permuted": moved_chains}
 
 

@@ -51,6 +51,9 @@ def test_trimmed_quick_suite_end_to_end(tmp_path):
     md = paths[0].read_text()
     assert "| moons | mlp-2x8 | nuts | w_asym |" in md and "test machine" in md and "Reference posteriors" in md
     assert any(p.suffix == ".png" and p.stat().st_size > 1000 for p in paths)
+    names = {p.name for p in paths}
+    assert {"bench_all_reference.png", "bench_all_convergence.png", "bench_all_reliability.png"} <= names
+    assert "![bench_all_reference](bench_all_reference.png)" in md
     rows = list(csv.DictReader(open(store.export_csv(tmp_path / "rows.csv"))))
     assert len(rows) == sum(len(c["metrics"]) for c in cells)
     assert {"suite", "cell", "data", "network", "symmetry", "engine", "seed", "metric", "value"} == set(rows[0])

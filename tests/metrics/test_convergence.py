@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 
 from bnn_asym.metrics import ess_rates, rhat_summary, time_to_target, time_to_within
+from bnn_asym.metrics.convergence import split_rhat
 
 
 def test_rhat_is_near_one_for_iid_chains_and_large_for_shifted_ones():
@@ -28,3 +29,23 @@ def test_time_to_target_and_within():
 
 def test_ess_rates():
     assert ess_rates(100.0, 4.0, 1000) == {"ess_per_s": 25.0, "ess_per_grad": 0.1}
+
+
+@pytest.mark.parametrize("shape", [(2, 7, 5), (4, 100, 12), (3, 51, 8)])
+def test_split_rhat_equals_arviz_rank_rhat_with_ties_and_odd_draw_counts(shape):
+    from arviz_stats.base import array_stats
+
+    rng = np.random.default_rng(sum(shape))
+    x = rng.standard_normal(shape) + 0.5 * rng.standard_normal((shape[0], 1, shape[2]))
+    x[..., 0] = np.round(x[..., 0])  # heavy ties
+    x[..., 1] = np.clip(x[..., 1], -0.2, None)  # a block of ties at a bound, as saturated probabilities give
+    expected = np.asarray(array_stats.rhat(np.moveaxis(x, -1, 0), chain_axis=-2, draw_axis=-1, method="rank"))
+    np.testing.assert_allclose(split_rhat(x), expected, rtol=1e-12)
+
+
+def test_rhat_summary_without_ess_gives_the_same_rhat():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((3, 200, 6)) + np.arange(3)[:, None, None] * 0.2
+    full, fast = rhat_summary(x), rhat_summary(x, ess=False)
+    assert full["max_rhat"] == fast["max_rhat"] and full["median_rhat"] == fast["median_rhat"]
+    assert np.isnan(fast["min_ess_bulk"]) and full["min_ess_bulk"] > 0
