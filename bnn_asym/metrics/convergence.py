@@ -1,6 +1,8 @@
 """Convergence: R-hat and ESS summaries, and how fast an engine gets somewhere.
 
-``rhat_summary`` reduces rank-normalised split R-hat and bulk/tail ESS (ArviZ) over many quantities;
+``rhat_summary`` reduces rank-normalised split R-hat and bulk/tail ESS over many quantities (the numbers
+ArviZ computes, vectorised over quantities: ArviZ loops over them in Python, which took half a minute on
+a network's parameters and predictions);
 ``time_to_target`` reads a convergence curve (a metric at checkpoints, against wall time or gradient
 evaluations) and returns where it first reaches a level; ``ess_rates`` turns ESS into ESS per second and
 per gradient evaluation.
@@ -15,16 +17,20 @@ def _average_ranks(rows: np.ndarray) -> np.ndarray:
     """1-based ranks along each row, ties given their average rank (scipy's ``rankdata(method="average")``
     without its per-call overhead)."""
     k, n = rows.shape
-    order = np.argsort(rows, axis=1, kind="stable")
+    order = np.argsort(rows, axis=1)
     ordered = np.take_along_axis(rows, order, axis=1)
-    position = np.broadcast_to(np.arange(n), (k, n))
+    position = np.broadcast_to(np.arange(n, dtype=np.float64), (k, n))
+    tied = ordered[:, 1:] == ordered[:, :-1]
+    ranks = np.empty((k, n))
+    if not tied.any():
+        np.put_along_axis(ranks, order, position + 1, axis=1)
+        return ranks
     starts = np.ones((k, n), bool)
-    starts[:, 1:] = ordered[:, 1:] != ordered[:, :-1]
+    starts[:, 1:] = ~tied
     ends = np.ones((k, n), bool)
-    ends[:, :-1] = starts[:, 1:]
+    ends[:, :-1] = ~tied
     first = np.maximum.accumulate(np.where(starts, position, 0), axis=1)
     last = np.minimum.accumulate(np.where(ends, position, n - 1)[:, ::-1], axis=1)[:, ::-1]
-    ranks = np.empty((k, n))
     np.put_along_axis(ranks, order, (first + last) / 2 + 1, axis=1)
     return ranks
 
@@ -32,20 +38,12 @@ def _average_ranks(rows: np.ndarray) -> np.ndarray:
 def split_rhat(values: np.ndarray) -> np.ndarray:
     """Rank-normalised split R-hat (Vehtari et al. 2021: the larger of the bulk and the folded-tail
     value) of every quantity of (chain, draw, K) values, in one vectorised pass -- the same numbers as
-    ArviZ's ``rhat(method="rank")``, which loops over quantities in Python (about 100x slower on the
-    thousands of quantities of a network's parameters or predictions)."""
-    from scipy import special
-
+    ArviZ's ``rhat(method="rank")``."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 3 or values.shape[0] < 2 or values.shape[1] < 4:
         raise ValueError(f"split_rhat needs (chain >= 2, draw >= 4, K) values; got shape {values.shape}")
-    half = values.shape[1] // 2
-    split = np.concatenate([values[:, :half], values[:, -half:]], axis=0)  # (2 * chain, half, K)
-
-    def z_scaled(x):
-        flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)  # (K, n): sort along contiguous rows
-        ranks = _average_ranks(flat)
-        return special.ndtri((ranks - 3 / 8) / (flat.shape[1] + 1 / 4)).T.reshape(x.shape)
+    split = _split(values)  # (2 * chain, half, K)
+    half = split.shape[1]
 
     def rhat(z):
         chain_mean = z.mean(axis=1)
@@ -54,9 +52,79 @@ def split_rhat(values: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.sqrt((between / within + half - 1) / half)
 
-    bulk = rhat(z_scaled(split))
+    bulk = rhat(_z_scaled(split))
     folded = np.abs(split - np.median(split.reshape(-1, split.shape[-1]), axis=0))
-    return np.maximum(bulk, rhat(z_scaled(folded)))
+    return np.maximum(bulk, rhat(_z_scaled(folded)))
+
+
+def _split(values: np.ndarray) -> np.ndarray:
+    """(chain, draw, K) -> (2 * chain, draw // 2, K): first and last halves of every chain."""
+    half = values.shape[1] // 2
+    return np.concatenate([values[:, :half], values[:, -half:]], axis=0)
+
+
+def _z_scaled(x: np.ndarray) -> np.ndarray:
+    """Rank-normalise each quantity of (chain, draw, K) values over all its chains and draws."""
+    from scipy import special
+
+    flat = np.ascontiguousarray(x.reshape(-1, x.shape[-1]).T)  # (K, n): sort along contiguous rows
+    ranks = _average_ranks(flat)
+    return special.ndtri((ranks - 3 / 8) / (flat.shape[1] + 1 / 4)).T.reshape(x.shape)
+
+
+def _ess(x: np.ndarray) -> np.ndarray:
+    """Effective sample size of every quantity of (chain, draw, K) values: autocovariances by FFT, Geyer's
+    initial positive and initial monotone sequences (Vehtari et al. 2021) -- ArviZ's ``_ess`` for all K at once."""
+    from scipy.fft import irfft, next_fast_len, rfft
+
+    x = np.asarray(x, np.float64)
+    n_chain, n, k = x.shape
+    size = n_chain * n
+    constant = (x.max(axis=(0, 1)) - x.min(axis=(0, 1))) < np.finfo(float).resolution
+    m = next_fast_len(2 * n)
+    centred = x - x.mean(axis=1, keepdims=True)
+    spectrum = rfft(centred, n=m, axis=1)
+    acov = irfft(spectrum * np.conjugate(spectrum), n=m, axis=1)[:, :n] / n  # (chain, lag, K)
+    mean_acov = acov.mean(axis=0)  # (lag, K)
+    mean_var = mean_acov[0] * n / (n - 1.0)
+    var_plus = mean_var * (n - 1.0) / n
+    if n_chain > 1:
+        var_plus = var_plus + x.mean(axis=1).var(axis=0, ddof=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        rho = 1.0 - (mean_var - mean_acov) / var_plus  # (lag, K)
+    rho[0] = 1.0
+    # pairs P_j = rho[2j] + rho[2j+1]; Geyer's loop runs pair j >= 1 while 2j - 1 < n - 3 and every earlier
+    # pair sum is positive, so it stops at J = the first non-positive pair (at most j_max)
+    j_max = max(0, (n - 3) // 2)
+    pairs = rho[0:2 * j_max + 2:2] + rho[1:2 * j_max + 2:2]  # (j_max + 1, K)
+    stop = np.full(k, j_max)  # J per quantity
+    if j_max:
+        nonpositive = pairs[:j_max] <= 0
+        stop = np.where(nonpositive.any(axis=0), nonpositive.argmax(axis=0), j_max)
+    monotone = np.minimum.accumulate(pairs, axis=0)  # Geyer's initial monotone sequence
+    counted = np.arange(j_max + 1)[:, None] < stop[None, :]
+    last_even = np.take_along_axis(rho[0:2 * j_max + 2:2], stop[None, :], axis=0)[0]
+    last_pair = np.take_along_axis(pairs, stop[None, :], axis=0)[0]
+    last = np.where((last_pair >= 0) | (last_even > 0), last_even, 0.0)
+    tau = -1.0 + 2.0 * np.where(counted, monotone, 0.0).sum(axis=0) + last
+    ess = size / np.maximum(tau, 1 / np.log10(size))
+    ess = np.where(np.isnan(rho).any(axis=0), np.nan, ess)
+    return np.where(constant, float(size), ess)
+
+
+def ess_bulk(values: np.ndarray) -> np.ndarray:
+    """Bulk ESS (rank-normalised split chains) of every quantity of (chain, draw, K) values."""
+    return _ess(_z_scaled(_split(np.asarray(values, np.float64))))
+
+
+def ess_tail(values: np.ndarray, prob: tuple[float, float] = (0.05, 0.95)) -> np.ndarray:
+    """Tail ESS: the smaller ESS of the indicators of the ``prob`` quantiles, per quantity."""
+    values = np.asarray(values, np.float64)
+    out = []
+    for p in prob:
+        q = np.quantile(values.reshape(-1, values.shape[-1]), p, axis=0)
+        out.append(_ess(_split((values <= q).astype(np.float64))))
+    return np.minimum(*out)
 
 
 def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
@@ -76,11 +144,7 @@ def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
            "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)), "min_ess_bulk": nan, "median_ess_bulk": nan,
            "min_ess_tail": nan, "n": int(values.shape[-1])}
     if ess:
-        from arviz_stats.base import array_stats
-
-        moved = np.moveaxis(values, -1, 0)
-        bulk = np.asarray(array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="bulk"))
-        tail = np.asarray(array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)))
+        bulk, tail = ess_bulk(values), ess_tail(values)
         out.update({"min_ess_bulk": float(np.nanmin(bulk)), "median_ess_bulk": float(np.nanmedian(bulk)),
                     "min_ess_tail": float(np.nanmin(tail))})
     return out

@@ -49,3 +49,31 @@ def test_rhat_summary_without_ess_gives_the_same_rhat():
     full, fast = rhat_summary(x), rhat_summary(x, ess=False)
     assert full["max_rhat"] == fast["max_rhat"] and full["median_rhat"] == fast["median_rhat"]
     assert np.isnan(fast["min_ess_bulk"]) and full["min_ess_bulk"] > 0
+
+
+def _ar1(rng, shape, phi):
+    x = np.zeros(shape)
+    noise = rng.standard_normal(shape)
+    for t in range(shape[1]):
+        x[:, t] = (phi * x[:, t - 1] if t else 0.0) + noise[:, t]
+    return x
+
+
+@pytest.mark.parametrize("shape", [(1, 40, 4), (2, 5, 4), (3, 51, 6), (4, 300, 6)])
+@pytest.mark.parametrize("phi", [0.0, 0.95, -0.6])
+def test_bulk_and_tail_ess_equal_arviz_for_any_autocorrelation(shape, phi):
+    """Geyer's truncation, vectorised over quantities, gives ArviZ's numbers: independent, strongly
+    autocorrelated and antithetic chains, one chain, too few draws for a lag pair, ties, a constant."""
+    from arviz_stats.base import array_stats
+
+    from bnn_asym.metrics.convergence import ess_bulk, ess_tail
+
+    rng = np.random.default_rng(shape[1])
+    x = _ar1(rng, shape, phi) + 0.3 * rng.standard_normal((shape[0], 1, shape[2]))
+    x[..., 0] = np.round(x[..., 0])
+    x[..., 1] = 3.0
+    moved = np.moveaxis(x, -1, 0)
+    np.testing.assert_allclose(ess_bulk(x), array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="bulk"),
+                               rtol=1e-9)
+    np.testing.assert_allclose(ess_tail(x), array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="tail",
+                                                            prob=(0.05, 0.95)), rtol=1e-9)
