@@ -1,6 +1,7 @@
 """A benchmark store as a report: Markdown tables and PNG figures, mean and spread over seeds everywhere.
 
-Figures: every engine's distance to the reference posterior and its test NLL per symmetry, convergence curves (agreement with the reference and test NLL against wall time, one panel per
+Figures: every engine's distance to the reference posterior and its test NLL per symmetry, convergence
+curves (agreement with the reference and test NLL against wall time, one panel per data set, network and
 engine, standard vs W-Asym vs sigma-Asym), reliability diagrams, parameter R-hat before and after
 alignment next to prediction R-hat, ESS per second, and a table of functional modes.
 """

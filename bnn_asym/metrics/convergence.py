@@ -43,6 +43,11 @@ def split_rhat(values: np.ndarray) -> np.ndarray:
     if values.ndim != 3 or values.shape[0] < 2 or values.shape[1] < 4:
         raise ValueError(f"split_rhat needs (chain >= 2, draw >= 4, K) values; got shape {values.shape}")
     split = _split(values)  # (2 * chain, half, K)
+    return _rank_rhat(split, _z_scaled(split))
+
+
+def _rank_rhat(split: np.ndarray, z_bulk: np.ndarray) -> np.ndarray:
+    """Split R-hat of split chains given their rank-normalised values (which bulk ESS reuses)."""
     half = split.shape[1]
 
     def rhat(z):
@@ -52,9 +57,8 @@ def split_rhat(values: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
             return np.sqrt((between / within + half - 1) / half)
 
-    bulk = rhat(_z_scaled(split))
     folded = np.abs(split - np.median(split.reshape(-1, split.shape[-1]), axis=0))
-    return np.maximum(bulk, rhat(_z_scaled(folded)))
+    return np.maximum(rhat(z_bulk), rhat(_z_scaled(folded)))
 
 
 def _split(values: np.ndarray) -> np.ndarray:
@@ -128,8 +132,8 @@ def ess_tail(values: np.ndarray, prob: tuple[float, float] = (0.05, 0.95)) -> np
 
 
 def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
-    """R-hat (rank-normalised) and, unless ``ess=False``, bulk/tail ESS (ArviZ) over the last axis of
-    (chain, draw, K) values; quantities that never change are left out."""
+    """R-hat (rank-normalised) and, unless ``ess=False``, bulk/tail ESS over the last axis of (chain, draw, K)
+    values; quantities that never change are left out."""
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 3 or values.shape[0] < 2 or values.shape[1] < 4:
         raise ValueError(f"rhat_summary needs (chain >= 2, draw >= 4, K) values; got shape {values.shape}")
@@ -139,12 +143,14 @@ def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
     if not values.shape[-1]:
         return {"max_rhat": nan, "median_rhat": nan, "frac_rhat_above_1.01": nan, "min_ess_bulk": nan,
                 "median_ess_bulk": nan, "min_ess_tail": nan, "n": 0}
-    rhat = split_rhat(values)
+    split = _split(values)
+    z_bulk = _z_scaled(split)  # shared by R-hat and bulk ESS: ranking is the expensive part
+    rhat = _rank_rhat(split, z_bulk)
     out = {"max_rhat": float(np.nanmax(rhat)), "median_rhat": float(np.nanmedian(rhat)),
            "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)), "min_ess_bulk": nan, "median_ess_bulk": nan,
            "min_ess_tail": nan, "n": int(values.shape[-1])}
     if ess:
-        bulk, tail = ess_bulk(values), ess_tail(values)
+        bulk, tail = _ess(z_bulk), ess_tail(values)
         out.update({"min_ess_bulk": float(np.nanmin(bulk)), "median_ess_bulk": float(np.nanmedian(bulk)),
                     "min_ess_tail": float(np.nanmin(tail))})
     return out
