@@ -138,10 +138,10 @@ def mcmc(model, kernel: str, num_warmup: int, target_accept: float, max_tree_dep
             sampling = k._t >= k._warmup_steps
             base = k.step_size
             if step_size_jitter and sampling:
-                k.step_size = base * (1 + step_size_jitter * (2 * float(torch.rand(())) - 1))
+                k._adapter.step_size = base * (1 + step_size_jitter * (2 * float(torch.rand(())) - 1))
             extra["z"] = k.sample(extra["z"])
             if step_size_jitter and sampling:
-                k.step_size = base
+                k._adapter.step_size = base  # Pyro's step_size is a read-only view of its adapter's
         t = k._t
         n = t - k._warmup_steps if t > k._warmup_steps else t  # Pyro's running-mean counter of this phase
         accept = n * k._mean_accept_prob - (n - 1) * (before_mean if n > 1 else 0.0)
