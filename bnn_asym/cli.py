@@ -56,19 +56,6 @@ def _parse_options(pairs: list[str]) -> dict:
     return out
 
 
-def _network(model: str, ds, symmetry: str, hidden, seed: int):
-    from . import CNN, MLP, ResNet
-
-    n_out = ds.n_classes if ds.task == "classification" else 1
-    if model == "mlp":
-        return MLP(ds.n_features, tuple(hidden), n_out, symmetry=symmetry, seed=seed)
-    if len(ds.input_shape) != 3:
-        raise ValueError(f"--model {model} needs image data (digits, mnist); {ds.name!r} has shape {ds.input_shape}")
-    if model == "cnn":
-        return CNN(ds.input_shape, (16, 32), n_out, symmetry=symmetry, norm="layer", seed=seed)
-    return ResNet(ds.input_shape, n_out, depth=8, width=0.5, norm="layer", symmetry=symmetry, seed=seed)
-
-
 def _cmd_fit(args) -> int:
     import time
     from pathlib import Path
@@ -87,11 +74,15 @@ def _cmd_fit(args) -> int:
     options = _parse_options(args.option)
     if "num_chains" in get_engine(args.engine).option_names():
         options.setdefault("num_chains", args.chains)
+    from .nets.builder import NetworkConfig, network_for_data
+
     ds = datasets.load(args.data, seed=args.seed, n_samples=args.n_samples)
     print(f"data: {ds}")
+    config = NetworkConfig(args.model, hidden=None if args.hidden is None else tuple(args.hidden), norm=args.norm,
+                           seed=args.seed)
     rows = []
     for symmetry in args.symmetry:
-        net = _network(args.model, ds, symmetry, args.hidden, args.seed)
+        net = network_for_data(config, ds, symmetry)
         start = time.perf_counter()
         post = fit(net, ds.X_train, ds.y_train, engine=args.engine, seed=args.seed, progress=not args.no_progress,
                    init=args.init, backend=args.backend, device=args.device, **options)
@@ -120,7 +111,7 @@ def _cmd_fit(args) -> int:
             load(path)  # a saved posterior must read back
             print(f"saved {path}")
     keys = list(dict.fromkeys(k for r in rows for k in r))
-    print(f"\nengine: {args.engine}, model: {args.model} {tuple(args.hidden) if args.model == 'mlp' else ''}")
+    print(f"\nengine: {args.engine}, network: {config.label()}")
     print("| " + " | ".join(keys) + " |")
     print("|" + "---|" * len(keys))
     for r in rows:
@@ -259,8 +250,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     f = sub.add_parser("fit", help="fit BNNs (one per symmetry kind) with any engine; compare and save posteriors")
     f.add_argument("--data", default="moons", choices=NAMES)
-    f.add_argument("--model", default="mlp", choices=("mlp", "cnn", "resnet"))
-    f.add_argument("--hidden", type=int, nargs="+", default=[16, 16], help="MLP hidden widths")
+    from .nets.builder import FAMILIES, FAMILY_DEFAULTS
+    from .nets.spec import NORMS
+
+    f.add_argument("--model", default="mlp", choices=FAMILIES, help="network family (bnn_asym.nets.builder)")
+    f.add_argument("--hidden", type=int, nargs="+", default=None,
+                   help=f"hidden widths (mlp; cnn: dense layers after the convs); default: mlp "
+                        f"{' '.join(map(str, FAMILY_DEFAULTS['mlp']['hidden']))}, cnn none")
+    f.add_argument("--norm", default=None, choices=NORMS, help="normalisation layers (default: the family's)")
     f.add_argument("--symmetry", nargs="+", default=["standard", "w_asym"], choices=SYMMETRIES)
     f.add_argument("--engine", default="nuts", choices=list(ENGINES))
     f.add_argument("--option", action="append", metavar="KEY=VALUE", help="engine option (repeatable)")

@@ -178,7 +178,7 @@ def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior 
     data = FitData(X_arr, y_typed, _check_weights(weights, len(X_arr)))
     eng = engine_cls()
     eng.check(model, data, opts)
-    batch = getattr(opts, "batch_size", None) or data.n
+    batch = eng.plan(opts, data.n).batch_size or data.n
     jax_device, device_name = resolve_device(device, model.net.num_free_params * min(batch, data.n))
     if device_name == "gpu" and backend == "pyro":
         raise ValueError("backend='pyro' runs on the CPU in bnn_asym; use backend='numpyro' for device='gpu'")

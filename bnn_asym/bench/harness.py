@@ -1,18 +1,20 @@
 """Run a benchmark suite: reference posteriors first, then every cell not yet in the store.
 
-A cell loads its data, builds its network, fits its engine with checkpoints, and scores the posterior as
-it converges (curves against wall time and gradient evaluations) and at the end (calibration, agreement
-with the reference, multimodality) -- ``run_cell``, a plain function of the cell and its reference, so it
-runs the same in this process, in joblib's local worker processes or on a dask.distributed cluster. The
-parent process alone writes to the SQLite store, one transaction per finished cell: a killed run resumes
-where it stopped. The same suite and seeds give the same numbers on every backend (timings aside):
-cells run their chains sequentially unless the suite asks otherwise.
+A cell is fitted (``fit_cell``: load its data, build its network, fit its engine with checkpoints whose
+posteriors are scored as the run converges) and then scored (``score_cell``: every scorer of
+``ALWAYS_SCORED`` and of the cell's metric groups in ``SCORERS``, each a plain function of the fitted
+cell). ``run_cell`` does both; it is a plain function of the cell and its reference, so it runs the same
+in this process, in joblib's local worker processes or on a dask.distributed cluster. The parent process
+alone writes to the SQLite store, one transaction per finished cell: a killed run resumes where it
+stopped. The same suite and seeds give the same numbers on every backend (timings aside): cells run their
+chains sequentially unless the suite asks otherwise.
 """
 
 from __future__ import annotations
 
 import time
-from typing import Callable
+from pathlib import Path
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
@@ -21,6 +23,7 @@ from .suites import Cell, Suite
 
 BACKENDS = ("inprocess", "joblib", "dask")
 DEFAULT_CHECKPOINTS = 10  # curve points over a run when the suite gives no checkpoints
+CURVE_RHAT_ROWS = 200  # test rows whose predictions give the prediction R-hat of a curve point
 
 
 # ----- what a cell is made of -------------------------------------------------------------------------------
@@ -31,24 +34,13 @@ def load_data(cell: Cell):
     return datasets.load(d.name, test_size=d.test_size, seed=d.seed, n_samples=d.n_samples)
 
 
-def build_network(cell: Cell, ds):
-    from ..nets import CNN, MLP
-
-    n = cell.network
-    n_out = ds.n_classes if ds.task == "classification" else 1
-    common = dict(symmetry=cell.symmetry, norm=n.norm, seed=n.seed, init_scheme=n.init, figlu_init=n.figlu_init)
-    if n.family == "mlp":
-        return MLP(ds.n_features, n.hidden, n_out, **common)
-    if len(ds.input_shape) != 3:
-        raise ValueError(f"network family 'cnn' needs image data; {ds.name!r} has input shape {ds.input_shape}")
-    return CNN(ds.input_shape, n.channels, n_out, hidden=n.hidden, **common)
-
-
 def build_model(cell: Cell, ds):
     from ..models import BayesianModel, Likelihood, Prior
+    from ..nets.builder import network_for_data
 
     lik = Likelihood("categorical") if ds.task == "classification" else Likelihood("gaussian")
-    return BayesianModel(build_network(cell, ds), lik, Prior("fan_in", cell.network.prior_scale))
+    return BayesianModel(network_for_data(cell.network, ds, cell.symmetry), lik,
+                         Prior("fan_in", cell.network.prior_scale))
 
 
 def predictive(post, X):
@@ -80,8 +72,30 @@ def compute_reference(cell: Cell, reference) -> dict:
     return out
 
 
-# ----- one cell -----------------------------------------------------------------------------------------------
-def _checkpoint_plan(cell: Cell, model, data) -> dict | None:
+# ----- fitting a cell -------------------------------------------------------------------------------------------
+class FittedCell(NamedTuple):
+    """What the scorers read: the cell, its data, model and posterior, its reference and its curve points."""
+
+    cell: Cell
+    ds: Any
+    model: Any
+    post: Any
+    reference: dict | None  # the reference posterior's summary, when the cell is scored for agreement
+    curves: list  # {"curve", "step", "wall_s", "grad_evals", "value"} per checkpoint and curve
+    fit_seconds: float
+
+    @property
+    def classification(self) -> bool:
+        return self.ds.task == "classification"
+
+    @property
+    def chains_with_draws(self) -> bool:
+        return self.post.n_chains >= 2 and self.post.n_draws >= 4
+
+
+def checkpoint_plan(cell: Cell, n_rows: int) -> dict | None:
+    """The suite's checkpoints, or DEFAULT_CHECKPOINTS evenly over the run when convergence curves are asked
+    for (from the engine's Plan: nothing is built); None when no curves are asked for."""
     if cell.engine.checkpoints:
         return dict(cell.engine.checkpoints)
     if "convergence" not in cell.metrics:
@@ -89,14 +103,14 @@ def _checkpoint_plan(cell: Cell, model, data) -> dict | None:
     from ..inference import get_engine
 
     engine = get_engine(cell.engine.name)()
-    algo = engine.build(model, data, engine.make_options(cell.engine.options_dict()), "numpyro")
-    total = algo.num_steps if not dict(cell.engine.budget).get("steps") else min(algo.num_steps,
-                                                                                 dict(cell.engine.budget)["steps"])
+    plan = engine.plan(engine.make_options(cell.engine.options_dict()), n_rows)
+    budget_steps = dict(cell.engine.budget).get("steps")
+    total = plan.num_steps if not budget_steps else min(plan.num_steps, budget_steps)
     step = max(1, total // DEFAULT_CHECKPOINTS)
     return {"steps": sorted({min(total, step * i) for i in range(1, DEFAULT_CHECKPOINTS + 1)})}
 
 
-def _score(post, ds, reference: dict | None) -> dict:
+def score_test(post, ds, reference: dict | None) -> dict:
     """Test-set metrics of a posterior: calibration (and agreement with the reference if there is one)."""
     from ..metrics import classification_agreement, classification_metrics, regression_agreement, regression_metrics
 
@@ -112,105 +126,162 @@ def _score(post, ds, reference: dict | None) -> dict:
     return out
 
 
-def _chain_predictives(post, X) -> np.ndarray:
+def _curve_points(checkpoint, ds, reference: dict | None) -> list[dict]:
+    """A checkpoint's posterior scored on the test set (and its prediction R-hat), as curve points."""
+    from ..metrics import rhat_summary
+
+    post = checkpoint.posterior
+    scores = score_test(post, ds, reference)
+    if post.n_chains >= 2 and post.n_draws >= 4 and ds.task == "classification":
+        p = post.outputs(ds.X_test[:CURVE_RHAT_ROWS]).astype(np.float64)
+        scores["rhat_pred"] = rhat_summary(p.reshape(p.shape[0], p.shape[1], -1), ess=False)["max_rhat"]
+    return [{"curve": name, "step": checkpoint.step, "wall_s": checkpoint.wall_time_s,
+             "grad_evals": checkpoint.grad_evals, "value": value} for name, value in scores.items()]
+
+
+def fit_cell(cell: Cell, reference: dict | None = None) -> FittedCell:
+    """Fit one cell's engine, scoring its checkpoints into curve points when convergence curves are asked for."""
+    from ..fit import fit
+
+    ds = load_data(cell)
+    model = build_model(cell, ds)
+    curves: list[dict] = []
+    scored_reference = reference if "agreement" in cell.metrics else None
+
+    def on_checkpoint(checkpoint):
+        if checkpoint.posterior is not None and "convergence" in cell.metrics:
+            curves.extend(_curve_points(checkpoint, ds, scored_reference))
+
+    start = time.perf_counter()
+    post = fit(model, ds.X_train, ds.y_train, engine=cell.engine.name, seed=cell.seed, progress=False,
+               chain_method=cell.chain_method, init=cell.engine.init, checkpoints=checkpoint_plan(cell, len(ds.X_train)),
+               callback=on_checkpoint, budget=dict(cell.engine.budget) or None, **cell.engine.options_dict())
+    return FittedCell(cell, ds, model, post, reference, curves, time.perf_counter() - start)
+
+
+# ----- scoring a cell: one function per metric group ------------------------------------------------------------
+Scores = tuple[dict, dict]  # (metrics, artifacts)
+
+
+def score_cost(f: FittedCell) -> Scores:
+    info = f.post.run_info
+    return {"wall_s": info.wall_time_s, "grad_evals": info.grad_evals, "data_passes": info.data_passes,
+            "fit_s": f.fit_seconds, "free_params": f.model.net.num_free_params,
+            "init_wall_s": info.extra.get("init_wall_time_s", 0.0)}, {}
+
+
+def score_final(f: FittedCell) -> Scores:
+    """Calibration on the test set, and agreement with the reference when the cell is scored for it."""
+    return score_test(f.post, f.ds, f.reference if "agreement" in f.cell.metrics else None), {}
+
+
+def score_mixing(f: FittedCell) -> Scores:
+    """R-hat and ESS of parameters and predictions, wherever there are chains to compare."""
+    from ..metrics import ess_rates
+
+    if not (f.chains_with_draws and f.classification):
+        return {}, {}
+    info = f.post.run_info
+    diag = f.post.diagnostics(n_pred=min(CURVE_RHAT_ROWS, len(f.ds.X_train)))
+    pred = diag["predictions"]
+    metrics = {"rhat_pred_max": pred["max_rhat"], "ess_pred_min": pred["min_ess_bulk"],
+               **{f"pred_{k}": v for k, v in ess_rates(pred["min_ess_bulk"], info.wall_time_s, info.grad_evals).items()},
+               "rhat_params_max": diag["parameters"]["max_rhat"], "divergences": diag.get("num_divergences", 0) or 0}
+    return metrics, {}
+
+
+def score_calibration(f: FittedCell) -> Scores:
+    from ..metrics import reliability
+
+    if not f.classification:
+        return {}, {}
+    return {}, {"reliability": reliability(predictive(f.post, f.ds.X_test), f.ds.y_test)}
+
+
+def score_agreement(f: FittedCell) -> Scores:
+    """How trustworthy the reference is (its own prediction R-hat and flag)."""
+    if f.reference is None:
+        return {}, {}
+    return {"reference_rhat_pred": f.reference["rhat_pred_max"], "reference_flagged": float(f.reference["flagged"])}, {}
+
+
+def score_convergence(f: FittedCell) -> Scores:
+    """Wall time and gradient evaluations until the agreement target and until NLL is within 5% of its end."""
+    from ..metrics import time_to_target, time_to_within
+
+    by: dict[str, list] = {}
+    for c in f.curves:
+        by.setdefault(c["curve"], []).append(c)
+    metrics = {}
+    if "agreement" in by:
+        values = [c["value"] for c in by["agreement"]]
+        for name, axis in (("time_to_agreement_s", "wall_s"), ("grads_to_agreement", "grad_evals")):
+            metrics[name] = _none_to_nan(time_to_target([c[axis] for c in by["agreement"]], values,
+                                                        f.cell.agreement_target))
+    if by.get("nll"):
+        values = [c["value"] for c in by["nll"]]
+        for name, axis in (("time_to_nll_5pct_s", "wall_s"), ("grads_to_nll_5pct", "grad_evals")):
+            metrics[name] = _none_to_nan(time_to_within([c[axis] for c in by["nll"]], values, 0.05))
+    return metrics, {}
+
+
+def score_multimodality(f: FittedCell) -> Scores:
+    """Functional modes among chains, barriers between chain means and (trajectories) R-hat after aligning
+    chains by weight matching."""
+    from ..inference import TRAJECTORY, get_engine
+    from ..metrics import aligned_rhat, chain_barriers, coupon_collector, mode_count
     from ..posterior import class_probabilities
 
-    out = post.outputs(X).astype(np.float64)  # (chain, draw, N, K)
-    return class_probabilities(out, post.model.likelihood.name).mean(1)
+    post, net = f.post, f.model.net
+    if post.n_chains < 2 or not f.classification:
+        return {}, {}
+    chain_predictives = class_probabilities(post.outputs(f.ds.X_test).astype(np.float64),
+                                            f.model.likelihood.name).mean(1)
+    modes = mode_count(chain_predictives)
+    means = [{k: v[c].mean(0) for k, v in post.draws.items()} for c in range(post.n_chains)]
+    barriers = chain_barriers(net, means, f.ds.X_test, f.ds.y_test)
+    metrics = {"modes": modes["modes"], "chains_to_visit_modes": coupon_collector(modes["sizes"]),
+               "barrier_mean": barriers["mean"], "barrier_max": barriers["max"]}
+    if f.chains_with_draws and get_engine(post.run_info.engine).kind == TRAJECTORY:
+        aligned = aligned_rhat(net, {p.name: post.draws[p.name] for p in net.layout})
+        metrics.update(rhat_params_aligned_max=aligned["after"]["max_rhat"],
+                       rhat_params_unaligned_max=aligned["before"]["max_rhat"],
+                       rhat_params_aligned_median=aligned["after"]["median_rhat"],
+                       rhat_params_unaligned_median=aligned["before"]["median_rhat"],
+                       chains_permuted=aligned["chains_permuted"])
+    return metrics, {"modes": modes, "barriers": barriers}
+
+
+ALWAYS_SCORED: tuple[Callable[[FittedCell], Scores], ...] = (score_cost, score_final, score_mixing)
+SCORERS: dict[str, Callable[[FittedCell], Scores]] = {
+    "calibration": score_calibration, "agreement": score_agreement, "convergence": score_convergence,
+    "multimodality": score_multimodality}
+
+
+def score_cell(f: FittedCell) -> tuple[dict, dict]:
+    """(metrics, artifacts) of a fitted cell: the scorers every cell gets, then those of its metric groups."""
+    metrics: dict = {}
+    artifacts: dict = {}
+    for scorer in ALWAYS_SCORED + tuple(SCORERS[g] for g in f.cell.metrics if g in SCORERS):
+        m, a = scorer(f)
+        metrics.update(m)
+        artifacts.update(a)
+    return metrics, artifacts
 
 
 def run_cell(cell: Cell, reference: dict | None = None, posterior_path: str | None = None) -> dict:
     """Fit one cell and score it: {"metrics", "curves", "artifacts", "info"}."""
     import torch
 
-    from ..fit import fit
-    from ..inference.base import FitData
-    from ..metrics import (aligned_rhat, chain_barriers, coupon_collector, ess_rates, mode_count, reliability,
-                           rhat_summary, time_to_target, time_to_within)
-
     torch.set_num_threads(1)
-    ds = load_data(cell)
-    model = build_model(cell, ds)
-    classification = ds.task == "classification"
-    plan = _checkpoint_plan(cell, model, FitData(ds.X_train, ds.y_train))
-    curves = []
-    want_curves = "convergence" in cell.metrics
-
-    def on_checkpoint(cp):
-        if cp.posterior is None or not want_curves:
-            return None
-        scores = _score(cp.posterior, ds, reference if "agreement" in cell.metrics else None)
-        if cp.posterior.n_chains >= 2 and cp.posterior.n_draws >= 4 and classification:
-            p = cp.posterior.outputs(ds.X_test[:200]).astype(np.float64)
-            scores["rhat_pred"] = rhat_summary(p.reshape(p.shape[0], p.shape[1], -1), ess=False)["max_rhat"]
-        for name, value in scores.items():
-            curves.append({"curve": name, "step": cp.step, "wall_s": cp.wall_time_s, "grad_evals": cp.grad_evals,
-                           "value": value})
-        return None
-
-    start = time.perf_counter()
-    post = fit(model, ds.X_train, ds.y_train, engine=cell.engine.name, seed=cell.seed, progress=False,
-               chain_method=cell.chain_method, init=cell.engine.init, checkpoints=plan, callback=on_checkpoint,
-               budget=dict(cell.engine.budget) or None, **cell.engine.options_dict())
-    fit_seconds = time.perf_counter() - start
-    info = post.run_info
-    metrics = {"wall_s": info.wall_time_s, "grad_evals": info.grad_evals, "data_passes": info.data_passes,
-               "fit_s": fit_seconds, "free_params": model.net.num_free_params,
-               "init_wall_s": info.extra.get("init_wall_time_s", 0.0)}
-    artifacts: dict = {}
-    final = _score(post, ds, reference if "agreement" in cell.metrics else None)
-    metrics.update(final)
-    if classification and "calibration" in cell.metrics:
-        artifacts["reliability"] = reliability(predictive(post, ds.X_test), ds.y_test)
-    if reference is not None:
-        metrics["reference_rhat_pred"] = reference["rhat_pred_max"]
-        metrics["reference_flagged"] = float(reference["flagged"])
-    if "convergence" in cell.metrics and curves:
-        by = {}
-        for c in curves:
-            by.setdefault(c["curve"], []).append(c)
-        if "agreement" in by:
-            seq = by["agreement"]
-            metrics["time_to_agreement_s"] = _none_to_nan(time_to_target([c["wall_s"] for c in seq],
-                                                                         [c["value"] for c in seq], cell.agreement_target))
-            metrics["grads_to_agreement"] = _none_to_nan(time_to_target([c["grad_evals"] for c in seq],
-                                                                        [c["value"] for c in seq], cell.agreement_target))
-        nll = by.get("nll")
-        if nll:
-            metrics["time_to_nll_5pct_s"] = _none_to_nan(time_to_within([c["wall_s"] for c in nll],
-                                                                        [c["value"] for c in nll], 0.05))
-            metrics["grads_to_nll_5pct"] = _none_to_nan(time_to_within([c["grad_evals"] for c in nll],
-                                                                       [c["value"] for c in nll], 0.05))
-    chains_with_draws = post.n_chains >= 2 and post.n_draws >= 4
-    if chains_with_draws and classification:
-        diag = post.diagnostics(n_pred=min(200, len(ds.X_train)))
-        metrics["rhat_pred_max"] = diag["predictions"]["max_rhat"]
-        metrics["ess_pred_min"] = diag["predictions"]["min_ess_bulk"]
-        metrics.update({f"pred_{k}": v for k, v in ess_rates(diag["predictions"]["min_ess_bulk"], info.wall_time_s,
-                                                             info.grad_evals).items()})
-        metrics["rhat_params_max"] = diag["parameters"]["max_rhat"]
-        metrics["divergences"] = diag.get("num_divergences", 0) or 0
-    if "multimodality" in cell.metrics and post.n_chains >= 2 and classification:
-        modes = mode_count(_chain_predictives(post, ds.X_test))
-        metrics["modes"] = modes["modes"]
-        metrics["chains_to_visit_modes"] = coupon_collector(modes["sizes"])
-        artifacts["modes"] = modes
-        means = [{k: v[c].mean(0) for k, v in post.draws.items()} for c in range(post.n_chains)]
-        barriers = chain_barriers(model.net, means, ds.X_test, ds.y_test)
-        metrics["barrier_mean"], metrics["barrier_max"] = barriers["mean"], barriers["max"]
-        artifacts["barriers"] = barriers
-        if chains_with_draws and post.run_info.engine in ("nuts", "hmc", "sgld", "sghmc"):
-            aligned = aligned_rhat(model.net, {p.name: post.draws[p.name] for p in model.net.layout})
-            metrics["rhat_params_aligned_max"] = aligned["after"]["max_rhat"]
-            metrics["rhat_params_unaligned_max"] = aligned["before"]["max_rhat"]
-            metrics["rhat_params_aligned_median"] = aligned["after"]["median_rhat"]
-            metrics["rhat_params_unaligned_median"] = aligned["before"]["median_rhat"]
-            metrics["chains_permuted"] = aligned["chains_permuted"]
+    fitted = fit_cell(cell, reference)
+    metrics, artifacts = score_cell(fitted)
     if posterior_path:
-        post.save(posterior_path)
-    return {"metrics": metrics, "curves": curves, "artifacts": artifacts,
+        fitted.post.save(posterior_path)
+    info = fitted.post.run_info
+    return {"metrics": metrics, "curves": fitted.curves, "artifacts": artifacts,
             "info": {"stopped_by": info.stopped_by, "steps": info.steps, "device": info.device,
-                     "chain_method": info.chain_method, "network": model.net.family}}
+                     "chain_method": info.chain_method, "network": fitted.model.net.family}}
 
 
 def _none_to_nan(v):
@@ -268,37 +339,11 @@ def run_suite(suite: Suite, store: BenchStore, backend: str = "inprocess", jobs:
     done = store.done()
     todo = [c for c in cells if c.key not in done]
     log(f"suite {suite.name!r}: {len(cells)} cells, {len(cells) - len(todo)} already in {store.path}")
-    references: dict[str, dict] = {}
-    if suite.reference is not None and "agreement" in suite.metrics:
-        needed = {}
-        for c in cells:
-            cfg = c.reference_config(suite.reference)
-            needed.setdefault(job_key(cfg), (c, cfg))
-        missing = []
-        for key, (c, cfg) in needed.items():
-            found = store.get_reference(cfg)
-            if found is None:
-                missing.append((key, c, cfg))
-            else:
-                references[key] = found
-        bar = progress_bar(total=len(missing), desc="references", enabled=progress)
-        for i, result in executor(_timed_reference, [(c, suite.reference) for _, c, _ in missing]):
-            key, _, cfg = missing[i]
-            store.put_reference(cfg, result, result["wall_s"])
-            references[key] = result
-            bar.update(1)
-            if result["flagged"]:
-                log(f"reference for {cfg['symmetry']} / {cfg['network']} is flagged: prediction R-hat "
-                    f"{result['rhat_pred_max']:.3f} > {suite.reference.rhat_threshold}")
-        bar.close()
+    references = _references(suite, cells, store, executor, progress, log)
     args = []
     for c in todo:
         ref = references.get(job_key(c.reference_config(suite.reference))) if references else None
-        path = None
-        if posterior_dir is not None:
-            from pathlib import Path
-
-            path = str(Path(posterior_dir) / f"{c.key}.nc")
+        path = None if posterior_dir is None else str(Path(posterior_dir) / f"{c.key}.nc")
         args.append((c, ref, path))
     bar = progress_bar(total=len(todo), desc=f"bench {suite.name}", enabled=progress)
     for i, (result, seconds) in executor(_timed_cell, args):
@@ -308,6 +353,38 @@ def run_suite(suite: Suite, store: BenchStore, backend: str = "inprocess", jobs:
     bar.close()
     return {"cells": len(cells), "computed": len(todo), "reused": len(cells) - len(todo),
             "references": len(references)}
+
+
+def _references(suite: Suite, cells: list[Cell], store: BenchStore, executor, progress: bool, log) -> dict[str, dict]:
+    """The reference of every cell (by the key of its reference config): from the store, or computed."""
+    from ..progress import progress_bar
+    from .store import job_key
+    from .suites import network_label
+
+    if suite.reference is None or "agreement" not in suite.metrics:
+        return {}
+    needed: dict[str, tuple] = {}
+    for c in cells:
+        cfg = c.reference_config(suite.reference)
+        needed.setdefault(job_key(cfg), (c, cfg))
+    references, missing = {}, []
+    for key, (c, cfg) in needed.items():
+        found = store.get_reference(cfg)
+        if found is None:
+            missing.append((key, c, cfg))
+        else:
+            references[key] = found
+    bar = progress_bar(total=len(missing), desc="references", enabled=progress)
+    for i, result in executor(_timed_reference, [(c, suite.reference) for _, c, _ in missing]):
+        key, c, cfg = missing[i]
+        store.put_reference(cfg, result, result["wall_s"])
+        references[key] = result
+        bar.update(1)
+        if result["flagged"]:
+            log(f"reference for {cfg['symmetry']} / {network_label(cfg['network'])} is flagged: prediction R-hat "
+                f"{result['rhat_pred_max']:.3f} > {suite.reference.rhat_threshold}")
+    bar.close()
+    return references
 
 
 def _timed_cell(cell, reference, path):

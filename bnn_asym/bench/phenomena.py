@@ -8,6 +8,7 @@ ResultsStore: rerunning skips finished jobs, so an interrupted experiment resume
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ import numpy as np
 
 from .. import datasets
 from ..io import atomic_path, atomic_write_text
-from ..nets import CNN, MLP, ResNet
+from ..nets.builder import NetworkConfig, network_for_data
 from ..progress import progress_bar
 from ..symmetry.interpolation import Curve, interpolate, max_barrier, midpoint_barrier, mli_stats
 from ..symmetry.weight_matching import weight_matching
@@ -60,8 +61,8 @@ class PhenomenonConfig:
         return d
 
 
-def make_spec(model: str, ds: datasets.Dataset, symmetry: str, seed: int):
-    """The network of each experiment.
+def network_config(model: str, ds: datasets.Dataset, symmetry: str, seed: int) -> NetworkConfig:
+    """The network of each experiment, as the one network builder describes it.
 
     mlp: the paper's LMC MLP (784-512-512-512-10, LayerNorm, n_fix 64/64/64/256, kappa 1/1/.5/.25) for
     MNIST-sized inputs; the same widths with the default W-Asym rule otherwise.
@@ -70,19 +71,25 @@ def make_spec(model: str, ds: datasets.Dataset, symmetry: str, seed: int):
     """
     if ds.task != "classification":
         raise ValueError(f"symmetry experiments need a classification data set; {ds.name!r} is {ds.task}")
-    k = ds.n_classes
     if model == "mlp":
-        if ds.n_features == 784 and k == 10:
-            return MLP.paper_lmc(symmetry, seed=seed)
-        return MLP(ds.n_features, (512, 512, 512), k, symmetry=symmetry, norm="layer", seed=seed)
+        if ds.n_features == 784 and ds.n_classes == 10:
+            return NetworkConfig("mlp", preset="paper_lmc", seed=seed)
+        return NetworkConfig("mlp", hidden=(512, 512, 512), norm="layer", seed=seed)
     if len(ds.input_shape) != 3:
         raise ValueError(f"model={model!r} needs image data; {ds.name!r} has input shape {ds.input_shape}")
     if model == "cnn":
-        base = CNN(ds.input_shape, (32, 64), k, norm="layer", seed=seed)
-        n_fix = tuple(max(1, layer.fan_in // 4) for layer in base.weight_layers())
-        asym = dict(n_fix=n_fix, kappa=1.0) if symmetry == "w_asym" else {}
-        return CNN(ds.input_shape, (32, 64), k, norm="layer", symmetry=symmetry, seed=seed, **asym)
-    return ResNet.paper_resnet20(symmetry, input_shape=ds.input_shape, out_features=k, seed=seed, norm="layer")
+        config = NetworkConfig("cnn", channels=(32, 64), norm="layer", seed=seed)
+        if symmetry != "w_asym":
+            return config
+        base = network_for_data(config, ds, "standard")
+        return dataclasses.replace(config, n_fix=tuple(max(1, layer.fan_in // 4) for layer in base.weight_layers()),
+                                   kappa=1.0)
+    return NetworkConfig("resnet", preset="paper_resnet20", norm="layer", seed=seed)
+
+
+def make_spec(model: str, ds: datasets.Dataset, symmetry: str, seed: int):
+    """The network of an experiment (``network_config``) for this data set and symmetry kind."""
+    return network_for_data(network_config(model, ds, symmetry, seed), ds, symmetry)
 
 
 def _job(cfg: PhenomenonConfig, kind: str, symmetry: str, run: int) -> dict:

@@ -15,6 +15,7 @@ import numpy as np
 
 from ..io import atomic_path, atomic_write_text
 from .store import BenchStore
+from .suites import network_label
 
 SYMMETRY_ORDER = ("standard", "sigma_asym", "w_asym")
 COLORS = {"standard": "C0", "sigma_asym": "C2", "w_asym": "C3"}
@@ -84,9 +85,7 @@ def references_table(store: BenchStore) -> str:
              "|---|---|---|---|---|---|---|---|"]
     for cfg, r in refs:
         o = cfg["reference"]["options"]
-        net = cfg["network"]
-        label = f"{net['family']} {net['hidden']}"
-        lines.append(f"| {cfg['data']['name']} | {label} | {cfg['symmetry']} | {o.get('num_chains')} x "
+        lines.append(f"| {cfg['data']['name']} | {network_label(cfg['network'])} | {cfg['symmetry']} | {o.get('num_chains')} x "
                      f"{o.get('num_samples')} | {r['rhat_pred_max']:.3f} | {'yes' if r['flagged'] else 'no'} | "
                      f"{r['ess_pred_min']:.0f} | {r['wall_s']:.0f} |")
     return "\n".join(lines)

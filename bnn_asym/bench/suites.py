@@ -15,9 +15,10 @@ prior) -- a long NUTS run computed once and reused (reference.py). Keys, with th
     [[data]]                          # one or more: an offline data set
     name = "moons"; n_samples = 400; seed = 0; test_size = 0.25
 
-    [[networks]]                      # one or more
+    [[networks]]                      # one or more; built by bnn_asym.nets.builder (its defaults)
     family = "mlp"                    # "mlp" or "cnn"
-    depth = 3; width = 16             # weight layers and hidden width (mlp) -- or hidden = [16, 16]
+    depth = 3; width = 16             # weight layers and hidden width -- or hidden = [16, 16]
+    channels = [16, 32]               # cnn: conv widths (hidden: dense widths after them, default none)
     norm = "none"; init = "kaiming_normal"; figlu_init = "scaled"; seed = 0
     prior_scale = 1.0                 # Prior("fan_in", prior_scale)
 
@@ -44,11 +45,14 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ..inference.runners import CHAIN_METHODS
+from ..nets.builder import NetworkConfig
+from ..validate import check_keys, check_nonempty_list, integer, number, one_of
+
 BUILTIN_DIR = Path(__file__).parent / "suites"
 METRIC_GROUPS = ("calibration", "agreement", "convergence", "multimodality")
 FAMILIES = ("mlp", "cnn")
-CHAIN_METHODS = ("sequential", "parallel", "vectorized", "auto")
-SUITE_VERSION = 1  # part of every cell's key: bump when a cell's computation changes
+SUITE_VERSION = 2  # part of every cell's key: bump when a cell's computation changes (2: ELRG noise keys split)
 
 
 class SuiteError(ValueError):
@@ -68,26 +72,20 @@ class DataSpec:
 
 
 @dataclass(frozen=True)
-class NetworkSpec:
-    family: str = "mlp"
-    hidden: tuple = (16, 16)
-    channels: tuple = (8, 16)  # cnn
-    norm: str = "none"
-    init: str = "kaiming_normal"
-    figlu_init: str = "scaled"
-    seed: int = 0
+class NetworkSpec(NetworkConfig):
+    """A suite's network: a NetworkConfig (built by ``bnn_asym.nets.builder``) and the scale of its prior."""
+
     prior_scale: float = 1.0
 
-    def label(self) -> str:
-        if self.family == "mlp":
-            widths = set(self.hidden)
-            shape = (f"{len(self.hidden) + 1}x{self.hidden[0]}" if len(widths) == 1 and self.hidden
-                     else "-".join(map(str, self.hidden)) or "linear")
-        else:
-            shape = "c" + "-".join(map(str, self.channels))
-        extras = [x for x in (self.norm if self.norm != "none" else "", self.init if self.init != "kaiming_normal" else "",
-                              "figlu-unscaled" if self.figlu_init != "scaled" else "") if x]
-        return f"{self.family}-{shape}" + "".join(f"-{x}" for x in extras)
+
+def network_label(network: dict) -> str:
+    """The label of a stored network config (``Cell.config()["network"]``), e.g. ``mlp-3x16``."""
+    fields = {f.name for f in dataclasses.fields(NetworkSpec)}
+    values = {k: tuple(v) if isinstance(v, list) else v for k, v in network.items() if k in fields}
+    try:
+        return NetworkSpec(**values).label()
+    except (TypeError, ValueError):  # a config written by another version: its family and widths
+        return f"{network.get('family', '?')}-{'-'.join(map(str, network.get('hidden') or ()))}"
 
 
 @dataclass(frozen=True)
@@ -168,160 +166,153 @@ class Suite:
                 for d in self.data for n in self.networks for s in self.symmetries for e in self.engines
                 for seed in self.seeds]
 
-    def with_overrides(self, **changes) -> "Suite":
+    def with_overrides(self, **changes) -> Suite:
         return dataclasses.replace(self, **changes)
 
 
-# ----- loading and validation -----------------------------------------------------------------------
-def _fail(source: str, path: str, problem: str) -> SuiteError:
-    return SuiteError(f"suite {source}: {path}: {problem}")
+# ----- loading and validation: every error reads "suite <file>: <key path>: <problem>" ---------------------------
+class _Where:
+    """Key paths of one suite file, as the validators' ``where``."""
+
+    def __init__(self, source: str):
+        self.source = source
+
+    def __call__(self, path: str) -> str:
+        return f"suite {self.source}: {path}:"
+
+    def fail(self, path: str, problem: str) -> SuiteError:
+        return SuiteError(f"{self(path)} {problem}")
 
 
-def _keys(source: str, path: str, table: dict, accepted: tuple, required: tuple = ()) -> None:
-    if not isinstance(table, dict):
-        raise _fail(source, path, f"expected a table; got {type(table).__name__}")
-    unknown = sorted(set(table) - set(accepted))
-    if unknown:
-        raise _fail(source, path, f"unknown key(s) {', '.join(unknown)}; accepted: {', '.join(accepted)}")
-    missing = [k for k in required if k not in table]
-    if missing:
-        raise _fail(source, path, f"missing key(s) {', '.join(missing)}")
+def _checked(fn, *args):
+    """``fn(*args)``, its ValueError or TypeError as a SuiteError of the suite file."""
+    try:
+        return fn(*args)
+    except SuiteError:
+        raise
+    except (TypeError, ValueError) as e:
+        raise SuiteError(str(e)) from None
 
 
-def _int(source, path, value, minimum=0) -> int:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise _fail(source, path, f"{value!r} is not valid; accepted: an integer >= {minimum}")
-    return value
+def _list(where: _Where, path: str, value) -> list:
+    return _checked(check_nonempty_list, value, where(path))
 
 
-def _number(source, path, value, low=0.0, high=None, inclusive_low=False) -> float:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-    if not ok or (value <= low if not inclusive_low else value < low) or (high is not None and value > high):
-        bound = f"{'>=' if inclusive_low else '>'} {low}" + (f" and <= {high}" if high is not None else "")
-        raise _fail(source, path, f"{value!r} is not valid; accepted: a number {bound}")
-    return float(value)
-
-
-def _choice(source, path, value, choices) -> str:
-    if value not in choices:
-        raise _fail(source, path, f"{value!r} is not valid; accepted: {', '.join(map(repr, choices))}")
-    return value
-
-
-def _list(source, path, value) -> list:
-    if not isinstance(value, list) or not value:
-        raise _fail(source, path, f"expected a non-empty list; got {value!r}")
-    return value
-
-
-def _data(source: str, path: str, t: dict) -> DataSpec:
+def _data(where: _Where, path: str, t: dict) -> DataSpec:
     from .. import datasets
 
-    _keys(source, path, t, ("name", "n_samples", "seed", "test_size"), ("name",))
-    spec = DataSpec(_choice(source, f"{path}.name", t["name"], datasets.NAMES),
-                    None if t.get("n_samples") is None else _int(source, f"{path}.n_samples", t["n_samples"], 10),
-                    _int(source, f"{path}.seed", t.get("seed", 0)),
-                    _number(source, f"{path}.test_size", t.get("test_size", 0.25), 0.0, 0.9))
-    return spec
+    _checked(check_keys, t, where(path), ("name", "n_samples", "seed", "test_size"), ("name",))
+    rules = {"name": one_of(*datasets.NAMES), "seed": integer(0), "test_size": number(0.0, 0.9)}
+    values = {k: _checked(rules[k].check, v, where(f"{path}.{k}")) for k, v in t.items() if k in rules}
+    if t.get("n_samples") is not None:
+        values["n_samples"] = _checked(integer(10).check, t["n_samples"], where(f"{path}.n_samples"))
+    return DataSpec(**values)
 
 
-def _network(source: str, path: str, t: dict) -> NetworkSpec:
-    from ..nets.spec import FIGLU_INITS, INIT_SCHEMES, NORMS
+NETWORK_KEYS = ("family", "depth", "width", "hidden", "channels", "norm", "init", "figlu_init", "seed", "prior_scale")
 
-    _keys(source, path, t, ("family", "depth", "width", "hidden", "channels", "norm", "init", "figlu_init", "seed",
-                            "prior_scale"))
-    family = _choice(source, f"{path}.family", t.get("family", "mlp"), FAMILIES)
+
+def _network(where: _Where, path: str, t: dict) -> NetworkSpec:
+    from ..nets.spec import NORMS
+
+    _checked(check_keys, t, where(path), NETWORK_KEYS)
     if "hidden" in t and ("depth" in t or "width" in t):
-        raise _fail(source, path, "give either hidden = [...] or depth and width, not both")
-    if "hidden" in t:
-        hidden = tuple(_int(source, f"{path}.hidden[{i}]", h, 1) for i, h in enumerate(_list(source, f"{path}.hidden",
-                                                                                             t["hidden"])))
-    else:
-        depth = _int(source, f"{path}.depth", t.get("depth", 3), 1)
-        width = _int(source, f"{path}.width", t.get("width", 16), 1)
-        hidden = (width,) * (depth - 1)
-    channels = tuple(_int(source, f"{path}.channels[{i}]", c, 1)
-                     for i, c in enumerate(_list(source, f"{path}.channels", t.get("channels", [8, 16]))))
-    return NetworkSpec(family, hidden, channels, _choice(source, f"{path}.norm", t.get("norm", "none"), NORMS[:2]),
-                       _choice(source, f"{path}.init", t.get("init", "kaiming_normal"), INIT_SCHEMES),
-                       _choice(source, f"{path}.figlu_init", t.get("figlu_init", "scaled"), FIGLU_INITS),
-                       _int(source, f"{path}.seed", t.get("seed", 0)),
-                       _number(source, f"{path}.prior_scale", t.get("prior_scale", 1.0)))
+        raise where.fail(path, "give either hidden = [...] or depth and width, not both")
+    rules = {f.name: f.metadata.get("rule") for f in dataclasses.fields(NetworkSpec)}
+    rules.update(family=one_of(*FAMILIES), norm=one_of(*NORMS[:2]), prior_scale=number(0.0), depth=integer(1),
+                 width=integer(1))
+    values = {k: _checked(rules[k].check, v, where(f"{path}.{k}")) for k, v in t.items()}
+    if "hidden" not in values and (values.get("family", "mlp") == "mlp" or "depth" in values or "width" in values):
+        values["hidden"] = (values.get("width", 16),) * (values.get("depth", 3) - 1)
+    values.pop("depth", None)
+    values.pop("width", None)
+    return NetworkSpec(**values)
 
 
-def _sorted_items(source, path, value) -> tuple:
+def _sorted_items(where: _Where, path: str, value) -> tuple:
     if value is None:
         return ()
     if not isinstance(value, dict):
-        raise _fail(source, path, f"expected a table; got {value!r}")
+        raise where.fail(path, f"expected a table; got {value!r}")
     return tuple(sorted(value.items()))
 
 
-def _engine(source: str, path: str, t: dict) -> EngineSpec:
+def _engine(where: _Where, path: str, t: dict) -> EngineSpec:
+    from ..fit import WARM_STARTS
     from ..inference import ENGINES, get_engine
     from ..inference.driver import Budget, CheckpointPlan
+    from ..nets.spec import INIT_SCHEMES
 
-    _keys(source, path, t, ("name", "label", "options", "init", "budget", "checkpoints"), ("name",))
-    name = _choice(source, f"{path}.name", t["name"], tuple(ENGINES))
-    options = _sorted_items(source, f"{path}.options", t.get("options", {}))
+    _checked(check_keys, t, where(path), ("name", "label", "options", "init", "budget", "checkpoints"),
+             ("name",))
+    name = _checked(one_of(*ENGINES).check, t["name"], where(f"{path}.name"))
+    options = _sorted_items(where, f"{path}.options", t.get("options", {}))
     try:
         get_engine(name).make_options(dict(options))
         Budget.parse(t.get("budget"))
         CheckpointPlan.parse(t.get("checkpoints"))
     except (TypeError, ValueError) as e:
-        raise _fail(source, path, str(e)) from None
+        raise where.fail(path, str(e)) from None
     init = t.get("init")
     if init is not None:
-        from ..fit import WARM_STARTS
-        from ..nets.spec import INIT_SCHEMES
-
-        _choice(source, f"{path}.init", init, INIT_SCHEMES + WARM_STARTS)
-    return EngineSpec(name, str(t.get("label", name)), options, init, _sorted_items(source, f"{path}.budget", t.get("budget")),
-                      _sorted_items(source, f"{path}.checkpoints", t.get("checkpoints")))
+        _checked(one_of(*INIT_SCHEMES, *WARM_STARTS).check, init, where(f"{path}.init"))
+    return EngineSpec(name, str(t.get("label", name)), options, init,
+                      _sorted_items(where, f"{path}.budget", t.get("budget")),
+                      _sorted_items(where, f"{path}.checkpoints", t.get("checkpoints")))
 
 
-def _reference(source: str, path: str, t: dict) -> ReferenceSpec:
+def _reference(where: _Where, path: str, t: dict) -> ReferenceSpec:
     from ..inference import get_engine
 
-    _keys(source, path, t, ("engine", "options", "seed", "rhat_threshold"))
-    engine = _choice(source, f"{path}.engine", t.get("engine", "nuts"), ("nuts", "hmc"))
-    options = _sorted_items(source, f"{path}.options", t.get("options", dict(ReferenceSpec.options)))
+    _checked(check_keys, t, where(path), ("engine", "options", "seed", "rhat_threshold"))
+    engine = _checked(one_of("nuts", "hmc").check, t.get("engine", "nuts"), where(f"{path}.engine"))
+    options = _sorted_items(where, f"{path}.options", t.get("options", dict(ReferenceSpec.options)))
     try:
         opts = get_engine(engine).make_options(dict(options))
     except (TypeError, ValueError) as e:
-        raise _fail(source, path, str(e)) from None
+        raise where.fail(path, str(e)) from None
     if opts.num_chains < 2:
-        raise _fail(source, f"{path}.options.num_chains", "a reference needs at least 2 chains (for its R-hat)")
-    return ReferenceSpec(engine, options, _int(source, f"{path}.seed", t.get("seed", 1000)),
-                         _number(source, f"{path}.rhat_threshold", t.get("rhat_threshold", 1.01), 1.0))
+        raise where.fail(f"{path}.options.num_chains", "a reference needs at least 2 chains (for its R-hat)")
+    return ReferenceSpec(engine, options, _checked(integer(0).check, t.get("seed", 1000), where(f"{path}.seed")),
+                         _checked(number(1.0).check, t.get("rhat_threshold", 1.01),
+                                  where(f"{path}.rhat_threshold")))
+
+
+TOP_LEVEL_KEYS = ("name", "description", "data", "networks", "symmetries", "engines", "seeds", "reference",
+                  "chain_method", "metrics", "agreement_target")
+
+
+def _each(where: _Where, path: str, values: list, parse) -> tuple:
+    return tuple(parse(where, f"{path}[{i}]", t) for i, t in enumerate(_list(where, path, values)))
+
+
+def _each_of(where: _Where, path: str, values: list, rule) -> tuple:
+    return tuple(_checked(rule.check, v, where(f"{path}[{i}]")) for i, v in enumerate(_list(where, path, values)))
 
 
 def parse_suite(table: dict, source: str = "<dict>") -> Suite:
     """A validated Suite from a parsed TOML/YAML table."""
     from ..nets.spec import SYMMETRIES
 
-    _keys(source, "(top level)", table, ("name", "description", "data", "networks", "symmetries", "engines", "seeds",
-                                         "reference", "chain_method", "metrics", "agreement_target"),
-          ("name", "data", "networks", "engines"))
-    data = tuple(_data(source, f"data[{i}]", t) for i, t in enumerate(_list(source, "data", table["data"])))
-    networks = tuple(_network(source, f"networks[{i}]", t) for i, t in enumerate(_list(source, "networks",
-                                                                                        table["networks"])))
-    symmetries = tuple(_choice(source, f"symmetries[{i}]", s, SYMMETRIES)
-                       for i, s in enumerate(_list(source, "symmetries", table.get("symmetries", list(SYMMETRIES)))))
-    engines = tuple(_engine(source, f"engines[{i}]", t) for i, t in enumerate(_list(source, "engines", table["engines"])))
+    where = _Where(source)
+    _checked(check_keys, table, where("(top level)"), TOP_LEVEL_KEYS, ("name", "data", "networks", "engines"))
+    data = _each(where, "data", table["data"], _data)
+    networks = _each(where, "networks", table["networks"], _network)
+    symmetries = _each_of(where, "symmetries", table.get("symmetries", list(SYMMETRIES)), one_of(*SYMMETRIES))
+    engines = _each(where, "engines", table["engines"], _engine)
     labels = [e.label for e in engines]
     if len(set(labels)) != len(labels):
-        raise _fail(source, "engines", f"labels must be unique; got {labels} (give each a label = ...)")
-    seeds = tuple(_int(source, f"seeds[{i}]", s) for i, s in enumerate(_list(source, "seeds", table.get("seeds", [0]))))
-    metrics = tuple(_choice(source, f"metrics[{i}]", m, METRIC_GROUPS)
-                    for i, m in enumerate(_list(source, "metrics", table.get("metrics", list(METRIC_GROUPS)))))
-    reference = _reference(source, "reference", table["reference"]) if "reference" in table else None
+        raise where.fail("engines", f"labels must be unique; got {labels} (give each a label = ...)")
+    seeds = _each_of(where, "seeds", table.get("seeds", [0]), integer(0))
+    metrics = _each_of(where, "metrics", table.get("metrics", list(METRIC_GROUPS)), one_of(*METRIC_GROUPS))
+    reference = _reference(where, "reference", table["reference"]) if "reference" in table else None
     if "agreement" in metrics and reference is None:
-        raise _fail(source, "metrics", "'agreement' needs a [reference] table (the posterior to agree with)")
+        raise where.fail("metrics", "'agreement' needs a [reference] table (the posterior to agree with)")
+    chain_method = _checked(one_of(*CHAIN_METHODS).check, table.get("chain_method", "sequential"),
+                            where("chain_method"))
+    target = _checked(number(0.0, 1.0).check, table.get("agreement_target", 0.95), where("agreement_target"))
     return Suite(str(table["name"]), str(table.get("description", "")), data, networks, symmetries, engines, seeds,
-                 reference, _choice(source, "chain_method", table.get("chain_method", "sequential"), CHAIN_METHODS),
-                 metrics, _number(source, "agreement_target", table.get("agreement_target", 0.95), 0.0, 1.0),
-                 source)
+                 reference, chain_method, metrics, target, source)
 
 
 def load_suite(name_or_path) -> Suite:

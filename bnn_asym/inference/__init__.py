@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 
+from .base import APPROXIMATION, TRAJECTORY
+
 ENGINES: dict[str, str] = {
     "mfvi": "bnn_asym.inference.vi:MFVI",
     "lowrank_vi": "bnn_asym.inference.vi:LowRankVI",
@@ -38,4 +40,4 @@ def ppl_for(backend: str):
     return importlib.import_module(PPLS[backend])
 
 
-__all__ = ["ENGINES", "get_engine", "ppl_for"]
+__all__ = ["APPROXIMATION", "ENGINES", "TRAJECTORY", "get_engine", "ppl_for"]

@@ -1,17 +1,23 @@
-"""The step-level protocol every engine implements, and what engines share.
+"""What every engine is made of: the maths (``Algorithm``), the schedule (``Plan``), the display (``Display``)
+and the one record a step reports (``StepInfo``).
 
-An engine is a small class: a name, an ``Options`` dataclass (its valid keyword options, with defaults and
-validation), capability attributes, and ``build(model, data, options, backend) -> Algorithm``. The
-Algorithm holds pure pieces in the spirit of BlackJAX (``init`` + ``step``, no loop inside):
+An engine module holds pure functions over a typed state -- in the spirit of BlackJAX, no loop inside:
 
-    init(key, start)                 -> state            one chain, from a starting point (named arrays)
-    step(state, batch, key)          -> (state, info)    one update; ``info`` is a dict of scalars
-    position(state)                  -> named arrays     trajectory engines: the draw a kept step records
-    draws(state, rng, num)           -> named arrays     approximation engines: ``num`` draws from the state,
-                                                         on the host (numpy), so drawing compiles nothing
+    init(key, start, batch)   -> State                 one chain, from a starting point (named arrays)
+    step(key, state, batch)   -> (State, StepInfo)     one update on a batch (X, y, weights)
+    position(state)           -> named arrays          trajectory engines: the draw a kept step records
+    draws(state, rng, num)    -> named arrays          approximation engines: ``num`` draws from the state,
+                                                       on the host (numpy), so drawing compiles nothing
+
+``State`` is a NamedTuple of the engine's own (``MAPState``, ``SGMCMCState``, ``SWAGState``, ...). The
+engine's class (a registry entry) says which options it takes (``Options``, a dataclass whose fields carry
+their rule and a one-line description), what it can do (class attributes), and binds the pure functions to
+one model, data set and option set in ``build(model, data, options, backend) -> Algorithm``.
+``plan(options, n_rows) -> Plan`` gives the schedule without building anything, ``display(options, n_rows)``
+the progress-bar fields and the hint for a NaN, and ``facts(options, n_rows)`` what RunInfo records of them.
 
 The driver (driver.py) owns the only loop: it picks batches, runs jitted chunks of steps, times them,
-checks for NaNs and divergences, takes checkpoints, honours budgets, and assembles the typed RunInfo.
+checks ``StepInfo`` for NaNs and divergences, takes checkpoints, honours budgets and assembles RunInfo.
 Draws always have (chain, draw) leading axes; engines that are not Markov chains (VI, SWAG, ensembles,
 Laplace) store independent runs as pseudo-chains.
 """
@@ -23,6 +29,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, NamedTuple
 
 import numpy as np
+
+from ..validate import check_fields
 
 BACKENDS = ("numpyro", "pyro")
 TRAJECTORY = "trajectory"  # draws are the states a chain visits (NUTS, HMC, SG-MCMC)
@@ -44,40 +52,124 @@ class FitData:
         return len(self.X)
 
 
-class Algorithm(NamedTuple):
-    """One engine's pure pieces, built for one model, data set and option set."""
+class StepInfo(NamedTuple):
+    """What one step reports, the same record for every engine.
 
-    init: Callable  # (key, start: dict) -> state
-    step: Callable  # (state, batch: (X, y, weights), key) -> (state, info: dict of scalars)
-    num_steps: int  # steps per chain when no budget stops the run first
-    kind: str = APPROXIMATION
-    position: Callable | None = None  # trajectory: state -> dict (the draw a kept step records)
-    draws: Callable | None = None  # approximation: (state as numpy, numpy Generator, num) -> dict of (num, *shape)
-    num_draws: int = 1  # approximation: draws per chain
-    keep: Callable | None = None  # trajectory: step indices (numpy int array) -> bool mask of kept steps
-    batch_size: int | None = None  # rows per step; None: the full data set every step
-    grad_evals: Callable | None = None  # info -> gradient evaluations of that step (default info["grad_evals"])
-    postfix: Callable | None = None  # info of the last step (numpy) -> dict for the progress bar
-    nan_hint: str = "try a smaller learning rate or step size"
+    A field is ``None`` where the engine has no such quantity; each engine's ``step`` fills the fields
+    listed in its module docstring. The driver reads fields by name, by these rules only:
+
+    grad_evals  gradient evaluations of the step (every engine): leapfrog steps for NUTS / HMC, one per
+                mini-batch gradient for SG-MCMC, MAP and SWAG (SGHMC: its integration steps), the particles
+                of a VI step. Summed into ``RunInfo.grad_evals``; per kept draw, sample statistic ``n_steps``.
+    loss        the objective an optimising engine minimises, at the state the step started from: VI the
+                negative ELBO (its one-sample estimate), MAP / ensemble / SWAG / Laplace the MAP loss (mean
+                negative log-likelihood of the batch minus log prior / N). The run stops at the first
+                non-finite value; the values form ``RunInfo.trace["loss"]`` (VI: the ELBO trace).
+    potential   minus the log joint at the new position (NUTS, HMC). Stops the run when not finite; per
+                kept draw, sample statistic ``lp`` (= -potential).
+    finite      whether the new position is finite (SG-MCMC, which computes no objective). Stops the run
+                when false.
+    diverging   the transition diverged (NUTS, HMC); counted after warmup, with a warning.
+    accept_prob acceptance probability of the transition (NUTS, HMC); ``acceptance_rate``.
+    step_size   the step size the transition used (NUTS, HMC, SG-MCMC); ``step_size``.
+    energy      Hamiltonian at the new state (NUTS, HMC); ``energy``.
+    tree_depth  depth of the trajectory's binary tree (NUTS only: HMC's trajectory has a fixed length, no
+                tree); ``tree_depth``.
+    """
+
+    grad_evals: Any
+    loss: Any = None
+    potential: Any = None
+    finite: Any = None
+    diverging: Any = None
+    accept_prob: Any = None
+    step_size: Any = None
+    energy: Any = None
+    tree_depth: Any = None
+
+
+class Algorithm(NamedTuple):
+    """One engine's pure pieces, bound to one model, data set and option set (see the module docstring)."""
+
+    init: Callable  # (key, start: named arrays, batch) -> State
+    step: Callable  # (key, State, batch: (X, y, weights)) -> (State, StepInfo)
+    position: Callable | None = None  # trajectory: State -> named arrays (the draw a kept step records)
+    draws: Callable | None = None  # approximation: (State as numpy, numpy Generator, num) -> named (num, *shape)
     runtime: str = "jax"  # "jax": jitted chunks (parallel / vectorized / sequential chains); "torch": a Python loop
-    extra: dict = {}  # JSON-able facts for RunInfo (e.g. the objective the "loss" info is, SWAG's rank)
+
+
+@dataclass(frozen=True)
+class KeepAfterWarmup:
+    """Kept steps of a chain: every ``thinning``-th step after the first ``num_warmup``."""
+
+    num_warmup: int
+    thinning: int = 1
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        return (idx >= self.num_warmup) & ((idx - self.num_warmup) % self.thinning == self.thinning - 1)
+
+
+class Plan(NamedTuple):
+    """An engine's schedule for one option set and data size, known before anything is built."""
+
+    num_steps: int  # steps per chain when no budget stops the run first
+    kind: str  # TRAJECTORY or APPROXIMATION
+    num_chains: int = 1  # chains, members or runs (pseudo-chains)
+    batch_size: int | None = None  # rows per step; None: the full data set every step
+    keep: Callable[[np.ndarray], np.ndarray] | None = None  # trajectory: step indices -> bool mask of kept steps
+    num_draws: int = 1  # approximation: draws per chain from the final state
+
+    def kept_draws(self, steps: int | None = None) -> int:
+        """Draws per chain after ``steps`` (default: all planned) steps."""
+        steps = self.num_steps if steps is None else steps
+        if self.kind == TRAJECTORY:
+            return int(np.count_nonzero(self.keep(np.arange(steps))))
+        return self.num_draws
+
+
+class Display(NamedTuple):
+    """What the progress bar shows and what a NaN error suggests."""
+
+    postfix: Callable[[StepInfo], dict]  # info of a chunk's last step (numpy, one value per chain) -> bar fields
+    nan_hint: str
+
+
+def loss_postfix(info: StepInfo) -> dict:
+    return {"loss": f"{float(np.mean(info.loss)):.4g}"}
+
+
+def elbo_postfix(info: StepInfo) -> dict:
+    return {"elbo": f"{-float(np.mean(info.loss)):.4g}"}
+
+
+def step_size_postfix(info: StepInfo) -> dict:
+    return {"step size": f"{float(np.mean(info.step_size)):.2e}"}
+
+
+def lr_hint(lr: float) -> str:
+    return f"try a smaller learning rate (lr={lr:g} now, e.g. lr={lr / 10:g})"
 
 
 class Engine:
-    """Registry entry of an inference algorithm: options, capabilities and ``build``."""
+    """Registry entry of an inference algorithm: options, capabilities, plan, display and ``build``.
+
+    The first line of an engine's docstring says what it is (``summary()``); ``when_to_use`` when to pick it.
+    """
 
     name: str = ""
-    Options: type = None
-    description: str = ""
+    Options: type = type(None)
     when_to_use: str = ""
     kind: str = APPROXIMATION
+    objective: str = "none"  # what StepInfo.loss is: "negative_elbo", "map_loss", "potential" or "none"
     backends: tuple[str, ...] = ("numpyro",)
-    multiple_chains: bool = False  # several chains / members / runs (an option of the engine)
-    uses_minibatches: bool = False
-    needs_map_start: bool = False  # starts from a MAP estimate it computes first
+    chains_option: str = "num_chains"  # the option that sets the chains, members or runs (absent: one chain)
     warm_start: bool = True  # accepts fit(init="map" | "ensemble" | Posterior)
     batch_over_n: str = "error"  # a batch_size above N: "error", or "full" (use the full data set)
     draws_need_data: bool = False  # ``draws`` reads the training data (Laplace's curvature)
+
+    @classmethod
+    def summary(cls) -> str:
+        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -85,16 +177,34 @@ class Engine:
 
     @classmethod
     def make_options(cls, options: dict):
+        """The engine's Options from keyword options, every value checked; errors name the engine."""
         valid = cls.option_names()
         unknown = sorted(set(options) - set(valid))
         if unknown:
             raise TypeError(f"engine {cls.name!r} got unknown option(s) {', '.join(unknown)}; "
                             f"valid options: {', '.join(valid)}")
-        return cls.Options(**options)
+        opts = cls.Options(**options)
+        check_fields(opts, f"{cls.name} option")
+        cls.check_options(opts)
+        return opts
+
+    @classmethod
+    def check_options(cls, options) -> None:
+        """Rules that tie several options together (each field's own rule is already checked)."""
 
     @classmethod
     def num_chains(cls, options) -> int:
-        return int(getattr(options, "num_chains", 1))
+        return int(getattr(options, cls.chains_option, 1))
+
+    def plan(self, options, n_rows: int) -> Plan:
+        raise NotImplementedError
+
+    def display(self, options, n_rows: int) -> Display:
+        raise NotImplementedError
+
+    def facts(self, options, n_rows: int) -> dict:
+        """JSON-able facts about the run's settings for RunInfo (the objective ``loss`` is, and the engine's own)."""
+        return {"objective": self.objective}
 
     def build(self, model, data: FitData, options, backend: str) -> Algorithm:
         raise NotImplementedError
@@ -104,36 +214,6 @@ class Engine:
         batch = getattr(options, "batch_size", None)
         if batch is not None and batch > data.n and self.batch_over_n == "error":
             raise ValueError(f"{self.name} option batch_size={batch} exceeds the {data.n} training rows")
-
-
-# ----- option validation helpers (shared by every engine's Options) -------------------------------------
-def check_positive_int(owner: str, name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{owner} option {name}={value!r} is not valid; accepted: an integer >= {minimum}")
-
-
-def check_positive_float(owner: str, name: str, value, allow_zero: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) and np.isfinite(value)
-    if not ok or value < 0 or (value == 0 and not allow_zero):
-        raise ValueError(f"{owner} option {name}={value!r} is not valid; accepted: a finite number "
-                         f"{'>= 0' if allow_zero else '> 0'}")
-
-
-def check_fraction(owner: str, name: str, value, closed: bool = False) -> None:
-    ok = isinstance(value, (int, float, np.floating)) and not isinstance(value, bool)
-    if not ok or not (0 <= value <= 1 if closed else 0 < value < 1):
-        raise ValueError(f"{owner} option {name}={value!r} is not valid; accepted: "
-                         f"{'0 <= x <= 1' if closed else '0 < x < 1'}")
-
-
-def check_choice(owner: str, name: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"{owner} option {name}={value!r} is not valid; accepted: {', '.join(map(repr, choices))}")
-
-
-def check_optional_int(owner: str, name: str, value, minimum: int = 1) -> None:
-    if value is not None:
-        check_positive_int(owner, name, value, minimum)
 
 
 def jax_float_dtype() -> np.dtype:
@@ -150,6 +230,3 @@ def start_values(model, seed: int, dtype="float32") -> dict[str, np.ndarray]:
     for name in model.likelihood.latent_sites():
         values[name] = np.asarray(0.5, dtype=dtype)
     return values
-
-
-Info = dict[str, Any]

@@ -1,11 +1,15 @@
 """The driver: the one loop over inference steps, shared by every engine.
 
-``run`` seeds every chain, finds its starting point (the network's init, a MAP estimate, ensemble
-members, or another posterior's draws), runs the engine's steps in chunks through a runner, and on the
-way: times the steps, shows progress, stops at the first NaN with the step it happened at, counts
-divergences, records per-step scalars, takes checkpoints (draws at chosen steps or seconds, handed to a
-callback or kept), and honours budgets in steps, gradient evaluations or seconds. Engines only describe
-one step (base.py); none of this is repeated in them.
+``run`` seeds every chain, runs the engine's steps in chunks through a runner (runners.py) and records
+what they report. What happens between chunks is decided by small pure functions of one ``Progress``
+record -- how long the next chunk is (``next_chunk_length``), whether a checkpoint is due
+(``checkpoint_due``), whether a budget is spent (``budget_reached``), whether a step went NaN
+(``first_nonfinite``) -- so ``run`` itself only times, calls and records. Engines only describe one step
+(base.py); none of this is repeated in them.
+
+On the way a run: shows progress, stops at the first NaN with the step it happened at, counts divergences,
+records per-step scalars, takes checkpoints (draws at chosen steps or seconds, handed to a callback or
+kept), and honours budgets in steps, gradient evaluations or seconds.
 
 Randomness: ``numpy.random.SeedSequence(seed).spawn(num_chains)`` gives each chain its own stream, from
 which come its starting point, its JAX key (or torch generator) and the key of its final draws -- chain c
@@ -14,17 +18,26 @@ of seed s never shares anything with chain 0 of another seed.
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 import hashlib
 import math
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 from ..progress import progress_bar
+from ..validate import check_keys, integer, number, sequence_of
 from ..warn import warn_user
-from .base import APPROXIMATION, TRAJECTORY, Algorithm, FitData, start_values
+from .base import APPROXIMATION, TRAJECTORY, Algorithm, FitData, Plan, StepInfo, start_values
+
+TARGET_CHUNK_SECONDS = 1.0  # steps per chunk are sized to take about this long (progress, budgets)
+FIRST_CHUNK_STEPS = 10  # the first chunk compiles: keep it short to learn the speed
+TRAJECTORY_BUFFER_BYTES = 2 ** 27  # positions held on the device per chain and chunk
+MAX_TRAJECTORY_CHUNK, MAX_APPROXIMATION_CHUNK = 500, 2000
+
 
 class _LRU:
     """Compiled runners of recent fits: a later fit with the same engine, model, options and data shapes
@@ -32,7 +45,8 @@ class _LRU:
     benchmark's seeds and warm starts fit the same setting many times)."""
 
     def __init__(self, size: int):
-        self.size, self.items = size, {}
+        self.size: int = size
+        self.items: dict = {}
 
     def get(self, key):
         value = self.items.pop(key, None)
@@ -48,8 +62,6 @@ class _LRU:
 
 
 _COMPILED = _LRU(16)
-TARGET_CHUNK_SECONDS = 1.0  # steps per chunk are sized to take about this long (progress, budgets)
-TRAJECTORY_BUFFER_BYTES = 2 ** 27  # positions held on the device per chain and chunk
 
 
 # ----- what the caller asks for ------------------------------------------------------------------------
@@ -62,27 +74,22 @@ class CheckpointPlan:
     every_seconds: float | None = None
 
     @classmethod
-    def parse(cls, value) -> "CheckpointPlan":
+    def parse(cls, value) -> CheckpointPlan:
         if value is None or isinstance(value, cls):
             return value or cls()
-        if isinstance(value, dict):
-            unknown = set(value) - {"steps", "every_steps", "every_seconds"}
-            if unknown:
-                raise ValueError(f"checkpoints has unknown key(s) {sorted(unknown)}; accepted: steps, every_steps, "
-                                 "every_seconds")
-            plan = cls(tuple(value.get("steps", ())), value.get("every_steps"), value.get("every_seconds"))
-        elif isinstance(value, (list, tuple, range)):
-            plan = cls(tuple(value))
-        else:
+        if isinstance(value, (list, tuple, range)):
+            value = {"steps": list(value)}
+        elif not isinstance(value, dict):
             raise ValueError(f"checkpoints={value!r} is not valid; accepted: a list of steps, or a dict with steps, "
                              "every_steps and/or every_seconds")
-        if any(not isinstance(s, (int, np.integer)) or isinstance(s, bool) or s < 1 for s in plan.steps):
-            raise ValueError(f"checkpoint steps must be integers >= 1; got {list(plan.steps)}")
-        if plan.every_steps is not None and (not isinstance(plan.every_steps, (int, np.integer)) or plan.every_steps < 1):
-            raise ValueError(f"checkpoints every_steps={plan.every_steps!r} is not valid; accepted: an integer >= 1")
-        if plan.every_seconds is not None and not (isinstance(plan.every_seconds, (int, float)) and plan.every_seconds > 0):
-            raise ValueError(f"checkpoints every_seconds={plan.every_seconds!r} is not valid; accepted: a number > 0")
-        return cls(tuple(sorted({int(s) for s in plan.steps})), plan.every_steps, plan.every_seconds)
+        check_keys(value, "checkpoints has", ("steps", "every_steps", "every_seconds"))
+        steps = sequence_of(integer(1), "a list of integers >= 1").check(value.get("steps", ()), "checkpoints steps")
+        every_steps, every_seconds = value.get("every_steps"), value.get("every_seconds")
+        if every_steps is not None:
+            every_steps = integer(1).check(every_steps, "checkpoints every_steps")
+        if every_seconds is not None:
+            every_seconds = number(0.0).check(every_seconds, "checkpoints every_seconds")
+        return cls(tuple(sorted(set(steps))), every_steps, every_seconds)
 
     @property
     def empty(self) -> bool:
@@ -106,16 +113,15 @@ class Budget:
     seconds: float | None = None
 
     @classmethod
-    def parse(cls, value) -> "Budget":
-        if value is None or isinstance(value, cls):
-            return value or cls()
+    def parse(cls, value) -> Budget:
+        """A Budget from fit's ``budget``: None (no budget), a Budget, or a dict of steps, grad_evals, seconds."""
+        if isinstance(value, cls):
+            return value
+        value = {} if value is None else value
         if not isinstance(value, dict) or set(value) - {"steps", "grad_evals", "seconds"}:
             raise ValueError(f"budget={value!r} is not valid; accepted: a dict with any of steps, grad_evals, seconds")
-        for k, v in value.items():
-            if v is not None and (not isinstance(v, (int, float, np.integer, np.floating)) or isinstance(v, bool)
-                                  or not v > 0):
-                raise ValueError(f"budget {k}={v!r} is not valid; accepted: a number > 0")
-        return cls(**value)
+        positive = number(0.0, finite=False)
+        return cls(**{k: v if v is None else positive.check(v, f"budget {k}") for k, v in value.items()})
 
 
 # ----- what the driver returns --------------------------------------------------------------------------
@@ -150,8 +156,8 @@ class RunInfo:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunInfo":
-        names = {f for f in cls.__dataclass_fields__}
+    def from_dict(cls, d: dict) -> RunInfo:
+        names = set(cls.__dataclass_fields__)
         known = {k: v for k, v in d.items() if k in names}
         extra = {k: v for k, v in d.items() if k not in names and k not in ("elbo", "final_elbo")}
         known.setdefault("extra", {}).update(extra)
@@ -192,175 +198,104 @@ def chain_seeds(seed: int, num_chains: int) -> list[ChainSeeds]:
     return out
 
 
-# ----- the loop -------------------------------------------------------------------------------------------
-def run(engine, model, data: FitData, options, *, backend: str, seed: int, starts: list[dict], device,
-        device_name: str, chain_method: str, progress: bool, checkpoints: CheckpointPlan, callback: Callable | None,
-        budget: Budget, make_posterior: Callable, init_label: str = "network") -> RunResult:
-    """Run ``engine`` on ``model`` and ``data``; see the module docstring."""
-    from .runners import JaxRunner, TorchRunner, resolve_chain_method
+def default_starts(model, seeds: list[ChainSeeds], dtype) -> list[dict]:
+    return [start_values(model, s.start, dtype) for s in seeds]
 
-    algo: Algorithm = engine.build(model, data, options, backend)
-    num_chains = len(starts)
-    seeds = chain_seeds(seed, num_chains)
-    platform = getattr(device, "platform", "cpu")
-    method = resolve_chain_method(chain_method, num_chains, algo.runtime, platform)
-    size = sum(int(np.prod(s)) for s in model.latent_shapes().values())
-    total = algo.num_steps if budget.steps is None else min(algo.num_steps, int(budget.steps))
-    if algo.kind == TRAJECTORY:
-        capacity = max(1, min(total, 500, TRAJECTORY_BUFFER_BYTES // (4 * size)))
+
+# ----- progress, and the policies that read it --------------------------------------------------------------
+@dataclass(frozen=True)
+class Progress:
+    """Where a run stands between chunks."""
+
+    steps: int = 0  # per chain so far
+    wall_s: float = 0.0  # time in steps (the first chunk's compilation included, checkpoints excluded)
+    first_chunk_s: float = 0.0
+    seconds_per_step: float | None = None  # of the last chunk (the first chunk's, compilation included: an upper bound)
+    grad_evals: int = 0  # all chains
+    data_passes: float = 0.0  # rows touched / training rows, all chains
+    next_checkpoint_s: float | None = None  # when the next every_seconds checkpoint is due
+
+
+def advanced(p: Progress, n: int, elapsed: float, grad_evals: int, data_passes: float) -> Progress:
+    """``p`` after a chunk of ``n`` steps that took ``elapsed`` seconds."""
+    first = p.steps == 0
+    # the first chunk compiles: its speed is an upper bound, and from one step not even that
+    speed = elapsed / n if (not first or n > 1) else None
+    return dataclasses.replace(p, steps=p.steps + n, wall_s=p.wall_s + elapsed,
+                               first_chunk_s=elapsed if first else p.first_chunk_s, seconds_per_step=speed,
+                               grad_evals=p.grad_evals + grad_evals, data_passes=p.data_passes + data_passes)
+
+
+def next_chunk_length(p: Progress, total: int, capacity: int, checkpoints: CheckpointPlan, budget: Budget) -> int:
+    """Steps in the next chunk: up to ``capacity``, about TARGET_CHUNK_SECONDS long, and ending exactly at the
+    next checkpoint step or at the step where a budget of gradients or seconds is expected to run out."""
+    n = min(capacity, total - p.steps)
+    if budget.grad_evals is not None and p.grad_evals:
+        n = min(n, max(1, math.ceil((budget.grad_evals - p.grad_evals) / (p.grad_evals / p.steps))))
+    if p.seconds_per_step is None:
+        n = min(n, FIRST_CHUNK_STEPS)
     else:
-        capacity = max(1, min(total, 2000))
-    if algo.runtime == "jax":
-        key = (engine.name, model, repr(options), backend, data.X.shape, data.X.dtype.str, data.y.shape,
-               data.y.dtype.str, num_chains, method, str(device), capacity)
-        if engine.draws_need_data:
-            key += tuple(hashlib.sha1(np.ascontiguousarray(a)).hexdigest() for a in (data.X, data.y, data.w))
-        runner = _COMPILED.get(key)
-        if runner is None:
-            runner = _COMPILED.put(key, JaxRunner(algo, data, num_chains, method, device, capacity))
-        else:
-            runner.set_data(data)
-        algo = runner.algo
-        keys = [s.run for s in seeds]
-    else:
-        runner = TorchRunner(algo, data, num_chains, [np.random.default_rng(int(s.run[0])) for s in seeds])
-        keys = [int(s.run[0]) for s in seeds]
-
-    with _isolated_torch_rng(algo.runtime):
-        states, keys = runner.init(keys, starts)
-        traces: dict[str, list[np.ndarray]] = {}
-        kept = _KeptDraws(int(np.count_nonzero(algo.keep(np.arange(total))))) if algo.kind == TRAJECTORY else None
-        kept_stats: list[dict[str, np.ndarray]] = []
-        taken: list[Checkpoint] = []
-        done, wall, first_chunk, grad_evals, data_passes = 0, 0.0, 0.0, 0, 0.0
-        per_step = None
-        next_time = checkpoints.every_seconds
-        stopped_by = "num_steps" if total == algo.num_steps else "steps"
-        rows_per_step = data.n if algo.batch_size is None else min(algo.batch_size, data.n)
-        bar = progress_bar(total=total, desc=engine.name, enabled=progress)
-        try:
-            while done < total:
-                n = _chunk_length(done, total, capacity, per_step, checkpoints, next_time, wall, budget,
-                                  grad_evals, grad_evals / done if done else None)
-                start = time.perf_counter()
-                states, keys, info, positions = runner.run(states, keys, n)
-                elapsed = time.perf_counter() - start
-                if done == 0:
-                    first_chunk = elapsed
-                elif n > 0:
-                    per_step = elapsed / n
-                if per_step is None and n > 1 and done == 0:
-                    per_step = elapsed / n  # an upper bound: compilation included
-                wall += elapsed
-                _check_finite(engine.name, info, done, algo.nan_hint)
-                for k, v in info.items():
-                    traces.setdefault(k, []).append(np.asarray(v))
-                steps_ge = _grad_evals(algo, info)
-                grad_evals += int(steps_ge.sum())
-                data_passes += float(steps_ge.sum()) * rows_per_step / data.n
-                if algo.kind == TRAJECTORY:
-                    mask = algo.keep(np.arange(done, done + n))
-                    if mask.any():
-                        kept.add(positions if mask.all() else {k: v[:, mask] for k, v in positions.items()})
-                        kept_stats.append(_sample_stats(info, steps_ge, mask))
-                done += n
-                bar.update(n)
-                if algo.postfix is not None:
-                    bar.set_postfix(algo.postfix({k: v[:, -1] for k, v in info.items()}), refresh=False)
-                reason = _budget_reason(budget, grad_evals, wall)
-                due = done in checkpoints.steps or (checkpoints.every_steps and done % checkpoints.every_steps == 0)
-                if next_time is not None and wall >= next_time:
-                    due = True
-                    while next_time <= wall:
-                        next_time += checkpoints.every_seconds
-                if due or (reason and not checkpoints.empty):
-                    posterior = None
-                    if algo.kind == APPROXIMATION or kept:
-                        draws, stats = _current_draws(algo, runner, states, seeds, kept, kept_stats)
-                        posterior = make_posterior(draws, stats, _info(engine, backend, device_name, method, num_chains,
-                                                                      done, total, "checkpoint", wall, first_chunk,
-                                                                      grad_evals, data_passes, traces, kept_stats,
-                                                                      init_label, algo))
-                    checkpoint = Checkpoint(done, wall, grad_evals, data_passes, posterior)
-                    if callback is None:
-                        taken.append(checkpoint)
-                    elif callback(checkpoint) is True:
-                        stopped_by = "callback"
-                        break
-                if reason:
-                    stopped_by = reason
-                    break
-        finally:
-            bar.close()
-        draws, stats = _current_draws(algo, runner, states, seeds, kept, kept_stats)
-    if algo.kind == TRAJECTORY and not kept:
-        raise ValueError(f"{engine.name} stopped after {done} steps, before keeping any draw (the first kept step is "
-                         "after warmup): raise the budget or lower num_warmup")
-    info = _info(engine, backend, device_name, method, num_chains, done, total, stopped_by, wall, first_chunk,
-                 grad_evals, data_passes, traces, kept_stats, init_label, algo)
-    if info.num_divergences:
-        warn_user(f"{engine.name}: {info.num_divergences} divergent transitions after warmup (of "
-                  f"{int(np.prod(stats['diverging'].shape))} draws); try target_accept closer to 1, or a tighter prior",
-                  RuntimeWarning)
-    return RunResult(draws, stats, info, taken)
-
-
-def _chunk_length(done, total, capacity, per_step, plan: CheckpointPlan, next_time, wall, budget: Budget,
-                  grad_evals: int, grad_evals_per_step: float | None) -> int:
-    n = min(capacity, total - done)
-    if budget.grad_evals is not None and grad_evals_per_step:
-        n = min(n, max(1, math.ceil((budget.grad_evals - grad_evals) / grad_evals_per_step)))
-    if per_step is None:
-        n = min(n, 10)  # the first chunk compiles; keep it short to learn the speed
-    else:
-        n = min(n, max(1, int(TARGET_CHUNK_SECONDS / max(per_step, 1e-9))))
-        for deadline in (next_time, budget.seconds):
+        per_step = max(p.seconds_per_step, 1e-9)
+        n = min(n, max(1, int(TARGET_CHUNK_SECONDS / per_step)))
+        for deadline in (p.next_checkpoint_s, budget.seconds):
             if deadline is not None:
-                n = min(n, max(1, math.ceil((deadline - wall) / max(per_step, 1e-9))))
-    target = plan.next_step_after(done)
+                n = min(n, max(1, math.ceil((deadline - p.wall_s) / per_step)))
+    target = checkpoints.next_step_after(p.steps)
     if target is not None:
-        n = min(n, target - done)
+        n = min(n, target - p.steps)
     return max(1, n)
 
 
-def _grad_evals(algo: Algorithm, info) -> np.ndarray:
-    if algo.grad_evals is not None:
-        return np.asarray(algo.grad_evals(info))
-    return np.asarray(info.get("grad_evals", np.ones_like(next(iter(info.values())))), dtype=np.int64)
+def checkpoint_due(p: Progress, checkpoints: CheckpointPlan) -> bool:
+    at_step = p.steps in checkpoints.steps or bool(checkpoints.every_steps and p.steps % checkpoints.every_steps == 0)
+    return at_step or (p.next_checkpoint_s is not None and p.wall_s >= p.next_checkpoint_s)
 
 
-def _check_finite(name: str, info: dict, done: int, hint: str) -> None:
-    for key in ("loss", "finite"):
-        if key not in info:
+def past_checkpoint(p: Progress, checkpoints: CheckpointPlan) -> Progress:
+    """``p`` with the next timed checkpoint moved past the current time."""
+    due = p.next_checkpoint_s
+    if due is None or checkpoints.every_seconds is None:
+        return p
+    while due <= p.wall_s:
+        due += checkpoints.every_seconds
+    return dataclasses.replace(p, next_checkpoint_s=due)
+
+
+def budget_reached(p: Progress, budget: Budget) -> str | None:
+    """Which budget of gradients or seconds is spent ("grad_evals" | "seconds"), if any (steps are planned)."""
+    if budget.grad_evals is not None and p.grad_evals >= budget.grad_evals:
+        return "grad_evals"
+    if budget.seconds is not None and p.wall_s >= budget.seconds:
+        return "seconds"
+    return None
+
+
+NONFINITE_WHAT = {"loss": "the loss", "potential": "the log density", "finite": "a parameter"}
+
+
+def first_nonfinite(info: StepInfo) -> tuple[str, int, int] | None:
+    """(field, chain, step within the chunk) of the first step whose loss or potential is not finite or whose
+    position is not (``finite`` false); None if every step is fine."""
+    for name in NONFINITE_WHAT:
+        value = getattr(info, name)
+        if value is None:
             continue
-        v = np.asarray(info[key])
-        bad = ~np.isfinite(v) if key == "loss" else ~v.astype(bool)
+        v = np.asarray(value)
+        bad = ~v.astype(bool) if name == "finite" else ~np.isfinite(v)
         if bad.any():
             chain, step = np.argwhere(bad)[0]
-            what = "the loss" if key == "loss" else "a parameter"
-            raise FloatingPointError(f"{name}: {what} became NaN or inf at step {done + int(step)}"
-                                     f"{f' of chain {int(chain)}' if v.shape[0] > 1 else ''}; {hint}")
+            return name, int(chain), int(step)
+    return None
 
 
-SAMPLE_STAT_NAMES = {"grad_evals": "n_steps", "diverging": "diverging", "accept_prob": "acceptance_rate",
-                     "energy": "energy", "step_size": "step_size"}
+# ----- what a run records ---------------------------------------------------------------------------------
+# sample statistic <- StepInfo field, with the dtype it is stored in (None: as the engine reports it)
+SAMPLE_STATS = (("n_steps", "grad_evals", np.int64), ("diverging", "diverging", np.bool_),
+                ("acceptance_rate", "accept_prob", None), ("energy", "energy", None), ("step_size", "step_size", None),
+                ("lp", "potential", np.float64), ("tree_depth", "tree_depth", np.int64))
 
 
-def _sample_stats(info: dict, grad_evals: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
-    out = {}
-    for key, name in SAMPLE_STAT_NAMES.items():
-        if key in info:
-            out[name] = np.asarray(info[key])[:, mask]
-    out["n_steps"] = np.asarray(grad_evals)[:, mask].astype(np.int64)
-    if "loss" in info:
-        out["lp"] = -np.asarray(info["loss"], dtype=np.float64)[:, mask]
-    if "diverging" in out:
-        out["diverging"] = out["diverging"].astype(bool)
-        out["tree_depth"] = np.ceil(np.log2(out["n_steps"].astype(np.float64) + 1)).astype(np.int64)
-    return out
-
-
-class _KeptDraws:
+class KeptDraws:
     """The kept draws of a trajectory, written chunk by chunk into arrays allocated once for the whole run
     (concatenating chunks at the end copied every draw a second time: 13% of a long SGLD run)."""
 
@@ -385,66 +320,231 @@ class _KeptDraws:
         return self.filled > 0
 
 
-def _current_draws(algo, runner, states, seeds, kept, kept_stats):
-    if algo.kind == TRAJECTORY:
-        if not kept:
-            return {}, {}
-        draws = kept.arrays()
-        stats = {k: np.concatenate([c[k] for c in kept_stats], axis=1) for k in kept_stats[0]}
-        return draws, stats
-    per_chain = []
-    for c in range(runner.num_chains):
-        state = runner.chain_state(states, c)
-        if algo.runtime == "jax":
-            import jax
+class Record:
+    """Per-step scalars, kept draws and their sample statistics of one run."""
 
-            state = jax.device_get(state)
-        rng = np.random.default_rng(seeds[c].draws)  # the same draws at a checkpoint and at the end of a run
-        per_chain.append({k: np.asarray(v) for k, v in algo.draws(state, rng, algo.num_draws).items()})
+    def __init__(self, plan: Plan, total: int):
+        self.plan = plan
+        self.losses: list[np.ndarray] = []  # per chunk: (chain, n) loss values
+        self.kept = KeptDraws(plan.kept_draws(total)) if plan.kind == TRAJECTORY else None
+        self.kept_stats: list[dict[str, np.ndarray]] = []
+
+    def add(self, start: int, info: StepInfo, positions: dict | None) -> None:
+        if info.loss is not None:
+            self.losses.append(np.asarray(info.loss))
+        if self.kept is None:
+            return
+        mask = self.plan.keep(np.arange(start, start + np.shape(info.grad_evals)[1]))
+        if mask.any():
+            self.kept.add(positions if mask.all() else {k: v[:, mask] for k, v in positions.items()})
+            self.kept_stats.append(self._stats(info, mask))
+
+    @staticmethod
+    def _stats(info: StepInfo, mask: np.ndarray) -> dict[str, np.ndarray]:
+        out = {}
+        for name, source, dtype in SAMPLE_STATS:
+            value = getattr(info, source)
+            if value is not None:
+                value = np.asarray(value)[:, mask]
+                out[name] = value if dtype is None else value.astype(dtype)
+        if "lp" in out:
+            out["lp"] = -out["lp"]
+        return out
+
+    def sample_stats(self) -> dict[str, np.ndarray]:
+        if not self.kept_stats:
+            return {}
+        return {k: np.concatenate([c[k] for c in self.kept_stats], axis=1) for k in self.kept_stats[0]}
+
+    def num_divergences(self) -> int | None:
+        if not self.kept_stats or "diverging" not in self.kept_stats[0]:
+            return None
+        return int(sum(int(s["diverging"].sum()) for s in self.kept_stats))
+
+
+class RunContext(NamedTuple):
+    """What RunInfo says of a run besides its progress."""
+
+    engine: str
+    backend: str
+    device: str
+    chain_method: str
+    num_chains: int
+    planned_steps: int
+    init: str
+    facts: dict
+
+
+def run_info(ctx: RunContext, p: Progress, record: Record, stopped_by: str) -> RunInfo:
+    trace = {}
+    if record.plan.kind == APPROXIMATION and record.losses:
+        trace["loss"] = np.concatenate(record.losses, axis=1).astype(np.float64).tolist()
+    extra = dict(ctx.facts)
+    divergences = record.num_divergences()
+    if divergences is not None:
+        last = record.kept_stats[-1]
+        extra["step_size"] = [float(s) for s in last["step_size"][:, -1]] if "step_size" in last else None
+    return RunInfo(ctx.engine, ctx.backend, ctx.device, ctx.chain_method, ctx.num_chains, p.steps, ctx.planned_steps,
+                   stopped_by, p.wall_s, p.first_chunk_s, p.grad_evals, p.data_passes, divergences, ctx.init, trace,
+                   extra)
+
+
+# ----- the loop -------------------------------------------------------------------------------------------
+class Session(NamedTuple):
+    """One run's fixed parts: the engine's pieces, schedule and display, the runner, seeds and context."""
+
+    engine: Any
+    algo: Algorithm
+    plan: Plan
+    display: Any
+    runner: Any
+    seeds: list
+    ctx: RunContext
+    total: int
+    rows_per_step: int
+    n_rows: int
+
+
+def run(engine, model, data: FitData, options, *, backend: str, seed: int, starts: list[dict], device,
+        device_name: str, chain_method: str, progress: bool, checkpoints: CheckpointPlan, callback: Callable | None,
+        budget: Budget, make_posterior: Callable, init_label: str = "network") -> RunResult:
+    """Run ``engine`` on ``model`` and ``data``; see the module docstring."""
+    s = _session(engine, model, data, options, backend, seed, len(starts), device, device_name, chain_method,
+                 budget, init_label)
+    with _isolated_torch_rng(s.algo.runtime):
+        states, keys = s.runner.init(_runner_keys(s), starts)
+        record, taken = Record(s.plan, s.total), []
+        p = Progress(next_checkpoint_s=checkpoints.every_seconds)
+        stopped_by = "num_steps" if s.total == s.plan.num_steps else "steps"
+        bar = progress_bar(total=s.total, desc=engine.name, enabled=progress)
+        try:
+            while p.steps < s.total:
+                n = next_chunk_length(p, s.total, s.runner.capacity, checkpoints, budget)
+                start = time.perf_counter()
+                states, keys, info, positions = s.runner.run(states, keys, n)
+                elapsed = time.perf_counter() - start
+                _raise_if_nonfinite(s, info, p.steps)
+                grads = int(np.sum(info.grad_evals))
+                record.add(p.steps, info, positions)
+                p = advanced(p, n, elapsed, grads, grads * s.rows_per_step / s.n_rows)
+                bar.set_postfix(s.display.postfix(_last_step(info)), refresh=False)
+                bar.update(n)
+                reason = budget_reached(p, budget)
+                if checkpoint_due(p, checkpoints) or (reason and not checkpoints.empty):
+                    p = past_checkpoint(p, checkpoints)
+                    checkpoint = _checkpoint(s, states, record, p, make_posterior)
+                    if callback is None:
+                        taken.append(checkpoint)
+                    elif callback(checkpoint) is True:
+                        stopped_by = "callback"
+                        break
+                if reason:
+                    stopped_by = reason
+                    break
+        finally:
+            bar.close()
+        draws, stats = _current_draws(s, states, record)
+    return _result(s, p, record, stopped_by, draws, stats, taken)
+
+
+def _session(engine, model, data, options, backend, seed, num_chains, device, device_name, chain_method, budget,
+             init_label) -> Session:
+    from .runners import resolve_chain_method
+
+    algo = engine.build(model, data, options, backend)
+    plan = engine.plan(options, data.n)
+    method = resolve_chain_method(chain_method, num_chains, algo.runtime, getattr(device, "platform", "cpu"))
+    total = plan.num_steps if budget.steps is None else min(plan.num_steps, int(budget.steps))
+    runner = _runner(engine, algo, plan, model, data, options, backend, num_chains, method, device, total)
+    ctx = RunContext(engine.name, backend, device_name, method, num_chains, total, init_label,
+                     engine.facts(options, data.n))
+    rows = data.n if plan.batch_size is None else min(plan.batch_size, data.n)
+    return Session(engine, runner.algo, plan, engine.display(options, data.n), runner, chain_seeds(seed, num_chains), ctx,
+                   total, rows, data.n)
+
+
+def _capacity(plan: Plan, total: int, model) -> int:
+    """Steps per compiled chunk: trajectories keep a position per step on the device (bounded in bytes)."""
+    if plan.kind == TRAJECTORY:
+        size = sum(int(np.prod(s)) for s in model.latent_shapes().values())
+        return max(1, min(total, MAX_TRAJECTORY_CHUNK, TRAJECTORY_BUFFER_BYTES // (4 * size)))
+    return max(1, min(total, MAX_APPROXIMATION_CHUNK))
+
+
+def _runner(engine, algo, plan, model, data, options, backend, num_chains, method, device, total):
+    """A runner for the algorithm: JAX runners are compiled once per setting and reused (``_COMPILED``)."""
+    from .runners import JaxRunner, TorchRunner
+
+    capacity = _capacity(plan, total, model)
+    if algo.runtime != "jax":
+        return TorchRunner(algo, plan, data, num_chains, capacity)
+    key = (engine.name, model, repr(options), backend, data.X.shape, data.X.dtype.str, data.y.shape,
+           data.y.dtype.str, num_chains, method, str(device), capacity)
+    if engine.draws_need_data:
+        key += tuple(hashlib.sha1(np.ascontiguousarray(a)).hexdigest() for a in (data.X, data.y, data.w))
+    runner = _COMPILED.get(key)
+    if runner is None:
+        return _COMPILED.put(key, JaxRunner(algo, plan, data, num_chains, method, device, capacity))
+    runner.set_data(data)
+    return runner
+
+
+def _runner_keys(s: Session) -> list:
+    """Each chain's key: a JAX key, or (torch) the integer that seeds its generators."""
+    return [c.run for c in s.seeds] if s.algo.runtime == "jax" else [int(c.run[0]) for c in s.seeds]
+
+
+def _raise_if_nonfinite(s: Session, info: StepInfo, done: int) -> None:
+    bad = first_nonfinite(info)
+    if bad is not None:
+        name, chain, step = bad
+        chain_text = f" of chain {chain}" if s.ctx.num_chains > 1 else ""
+        raise FloatingPointError(f"{s.engine.name}: {NONFINITE_WHAT[name]} became NaN or inf at step {done + step}"
+                                 f"{chain_text}; {s.display.nan_hint}")
+
+
+def _last_step(info: StepInfo) -> StepInfo:
+    return StepInfo(*(None if v is None else np.asarray(v)[:, -1] for v in info))
+
+
+def _checkpoint(s: Session, states, record: Record, p: Progress, make_posterior) -> Checkpoint:
+    posterior = None
+    if s.plan.kind == APPROXIMATION or record.kept:
+        draws, stats = _current_draws(s, states, record)
+        posterior = make_posterior(draws, stats, run_info(s.ctx, p, record, "checkpoint"))
+    return Checkpoint(p.steps, p.wall_s, p.grad_evals, p.data_passes, posterior)
+
+
+def _current_draws(s: Session, states, record: Record):
+    if s.plan.kind == TRAJECTORY:
+        return (record.kept.arrays(), record.sample_stats()) if record.kept else ({}, {})
+    per_chain = []
+    for c in range(s.runner.num_chains):
+        state = s.runner.host_state(states, c)
+        rng = np.random.default_rng(s.seeds[c].draws)  # the same draws at a checkpoint and at the end of a run
+        per_chain.append({k: np.asarray(v) for k, v in s.algo.draws(state, rng, s.plan.num_draws).items()})
     return {k: np.stack([d[k] for d in per_chain]) for k in per_chain[0]}, {}
 
 
-def _budget_reason(budget: Budget, grad_evals: int, wall: float) -> str | None:
-    if budget.grad_evals is not None and grad_evals >= budget.grad_evals:
-        return "grad_evals"
-    if budget.seconds is not None and wall >= budget.seconds:
-        return "seconds"
-    return None
+def _result(s: Session, p: Progress, record: Record, stopped_by: str, draws, stats, taken) -> RunResult:
+    if s.plan.kind == TRAJECTORY and not record.kept:
+        raise ValueError(f"{s.engine.name} stopped after {p.steps} steps, before keeping any draw (the first kept "
+                         "step is after warmup): raise the budget or lower num_warmup")
+    info = run_info(s.ctx, p, record, stopped_by)
+    if info.num_divergences:
+        warn_user(f"{s.engine.name}: {info.num_divergences} divergent transitions after warmup (of "
+                  f"{int(np.prod(stats['diverging'].shape))} draws); try target_accept closer to 1, or a tighter prior",
+                  RuntimeWarning)
+    return RunResult(draws, stats, info, taken)
 
 
-def _info(engine, backend, device_name, method, num_chains, done, total, stopped_by, wall, first_chunk, grad_evals,
-          data_passes, traces, kept_stats, init_label, algo) -> RunInfo:
-    trace = {}
-    if algo.kind == APPROXIMATION and "loss" in traces:
-        trace["loss"] = np.concatenate(traces["loss"], axis=1).astype(np.float64).tolist()
-    extra = dict(algo.extra)
-    divergences = None
-    if kept_stats and "diverging" in kept_stats[0]:
-        divergences = int(sum(int(s["diverging"].sum()) for s in kept_stats))
-        extra["step_size"] = [float(s) for s in kept_stats[-1]["step_size"][:, -1]] if "step_size" in kept_stats[-1] else None
-    return RunInfo(engine.name, backend, device_name, method, num_chains, done, total, stopped_by, wall, first_chunk,
-                   grad_evals, data_passes, divergences, init_label, trace, extra)
-
-
-class _isolated_torch_rng:
+@contextlib.contextmanager
+def _isolated_torch_rng(runtime: str):
     """torch's global generator is forked for torch runs: Pyro draws from it, the user's stream stays put."""
+    if runtime != "torch":
+        yield
+        return
+    import torch
 
-    def __init__(self, runtime: str):
-        self.runtime = runtime
-
-    def __enter__(self):
-        if self.runtime == "torch":
-            import torch
-
-            self._fork = torch.random.fork_rng(devices=[])
-            self._fork.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self.runtime == "torch":
-            return self._fork.__exit__(*exc)
-        return False
-
-
-def default_starts(model, seeds: list[ChainSeeds], dtype) -> list[dict]:
-    return [start_values(model, s.start, dtype) for s in seeds]
+    with torch.random.fork_rng(devices=[]):
+        yield

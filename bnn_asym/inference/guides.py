@@ -15,13 +15,24 @@ starts in a second instead of tracing hundreds of eager operations. The ELBO use
 from __future__ import annotations
 
 import math
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
 
+class MeanFieldParams(NamedTuple):
+    loc: Any  # named arrays: the mean of each site
+    log_scale: Any  # named arrays: log of each entry's standard deviation
+
+
+class LowRankParams(NamedTuple):
+    loc: Any  # (D,) mean of the flattened position
+    log_diag: Any  # (D,) log of the diagonal scale d
+    factor: Any  # (D, rank) F: the covariance is D (I + F F^T) D with D = diag(d)
+
+
 class Family(NamedTuple):
-    init: Callable  # (key, position, init_scale) -> params
+    init: Callable  # (key, position, init_scale) -> MeanFieldParams | LowRankParams
     sample: Callable  # (params, key) -> position (one draw, reparameterised; JAX, inside the ELBO)
     entropy: Callable  # params -> scalar
     draws: Callable  # (params as numpy, numpy Generator, num) -> named (num, *shape) numpy arrays
@@ -31,28 +42,27 @@ def mean_field() -> Family:
     import jax
     import jax.numpy as jnp
 
-    def init(key, position, init_scale):
-        return {"loc": position,
-                "log_scale": jax.tree.map(lambda v: jnp.full(jnp.shape(v), math.log(init_scale), jnp.result_type(v)),
-                                          position)}
+    def init(key, position, init_scale) -> MeanFieldParams:
+        return MeanFieldParams(position, jax.tree.map(
+            lambda v: jnp.full(jnp.shape(v), math.log(init_scale), jnp.result_type(v)), position))
 
     def sample(params, key):
         # one normal draw for every site: each random call adds a threefry block to the compiled program
-        leaves, tree = jax.tree.flatten(params["loc"])
+        leaves, tree = jax.tree.flatten(params.loc)
         sizes = [int(np.prod(np.shape(v))) for v in leaves]
         flat = jax.random.normal(key, (sum(sizes),), jnp.result_type(leaves[0]))
         pieces = jnp.split(flat, np.cumsum(sizes)[:-1])
         noise = tree.unflatten([p.reshape(np.shape(v)) for p, v in zip(pieces, leaves)])
-        return jax.tree.map(lambda m, s, e: m + jnp.exp(s) * e, params["loc"], params["log_scale"], noise)
+        return jax.tree.map(lambda m, s, e: m + jnp.exp(s) * e, params.loc, params.log_scale, noise)
 
     def entropy(params):
-        logs = jax.tree.leaves(params["log_scale"])
+        logs = jax.tree.leaves(params.log_scale)
         size = sum(x.size for x in logs)
         return sum(jnp.sum(x) for x in logs) + 0.5 * size * (1 + math.log(2 * math.pi))
 
     def draws(params, rng, num):
-        return {k: loc + np.exp(params["log_scale"][k]) * rng.standard_normal((num,) + np.shape(loc)).astype(loc.dtype)
-                for k, loc in sorted(params["loc"].items())}
+        return {k: loc + np.exp(params.log_scale[k]) * rng.standard_normal((num,) + np.shape(loc)).astype(loc.dtype)
+                for k, loc in sorted(params.loc.items())}
 
     return Family(init, sample, entropy, draws)
 
@@ -65,31 +75,31 @@ def low_rank(rank: int, template: dict) -> Family:
 
     _, unravel = ravel_pytree(template)
 
-    def init(key, position, init_scale):
+    def init(key, position, init_scale) -> LowRankParams:
         flat, _ = ravel_pytree(position)
-        return {"loc": flat, "log_diag": jnp.full_like(flat, math.log(init_scale)),
-                "factor": jnp.zeros((flat.size, rank), flat.dtype)}  # NumPyro's start: diagonal only
+        # NumPyro's start: diagonal only
+        return LowRankParams(flat, jnp.full_like(flat, math.log(init_scale)), jnp.zeros((flat.size, rank), flat.dtype))
 
     def sample(params, key):
         k1, k2 = jax.random.split(key)
-        loc = params["loc"]
-        noise = jax.random.normal(k1, loc.shape, loc.dtype) + params["factor"] @ jax.random.normal(k2, (rank,), loc.dtype)
-        return unravel(loc + jnp.exp(params["log_diag"]) * noise)
+        loc = params.loc
+        noise = jax.random.normal(k1, loc.shape, loc.dtype) + params.factor @ jax.random.normal(k2, (rank,), loc.dtype)
+        return unravel(loc + jnp.exp(params.log_diag) * noise)
 
     def entropy(params):
         # cov = D (I + F F^T) D with D = diag(d): log det = 2 sum log d + log det(I_rank + F^T F)
-        F = params["factor"]
+        F = params.factor
         small = jnp.eye(rank, dtype=F.dtype) + F.T @ F
-        logdet = 2 * jnp.sum(params["log_diag"]) + jnp.linalg.slogdet(small)[1]
+        logdet = 2 * jnp.sum(params.log_diag) + jnp.linalg.slogdet(small)[1]
         return 0.5 * logdet + 0.5 * F.shape[0] * (1 + math.log(2 * math.pi))
 
     names = sorted(template)  # the order ravel_pytree flattens a dict in
     sizes = [int(np.prod(np.shape(template[k]))) for k in names]
 
     def draws(params, rng, num):
-        loc = params["loc"]
-        noise = rng.standard_normal((num, loc.size)) + rng.standard_normal((num, rank)) @ params["factor"].T
-        flat = (loc + np.exp(params["log_diag"]) * noise).astype(loc.dtype)
+        loc = params.loc
+        noise = rng.standard_normal((num, loc.size)) + rng.standard_normal((num, rank)) @ params.factor.T
+        flat = (loc + np.exp(params.log_diag) * noise).astype(loc.dtype)
         parts = np.split(flat, np.cumsum(sizes)[:-1], axis=1)
         return {k: p.reshape((num,) + np.shape(template[k])) for k, p in zip(names, parts)}
 

@@ -19,6 +19,8 @@ enters as laplace-torch's ``sigma_noise`` at its MAP value) and of its prior (pe
 means, norm scales centred on 1), and the mapping of laplace-torch's parameter vector back to named
 free parameters. laplace-torch's KFAC needs ``nn.Linear``/``nn.Conv2d`` modules holding whole weight
 matrices; a W-Asym layer's free entries are not one, so KFAC is not offered.
+
+State and StepInfo: MAP's (optim.py: ``MAPState``; grad_evals, loss).
 """
 
 from __future__ import annotations
@@ -27,8 +29,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .base import Algorithm, Engine, check_choice, check_optional_int, check_positive_float, check_positive_int
-from .optim import SCHEDULES, build_map
+from ..validate import field, integer, number, one_of, optional
+from .base import APPROXIMATION, Algorithm, Display, Engine, Plan, loss_postfix
+from .optim import SCHEDULES, map_algorithm
 
 HESSIANS = ("diag", "full", "last_layer")
 PRIOR_PRECISIONS = ("model", "marglik")
@@ -38,36 +41,26 @@ FULL_MAX_PARAMS = 20_000  # a dense P x P curvature beyond this does not fit in 
 
 @dataclass
 class LaplaceOptions:
-    hessian: str = "last_layer"
-    prior_precision: str = "model"
-    num_steps: int = 2000  # MAP steps
-    batch_size: int | None = 128
-    lr: float = 1e-3
-    schedule: str = "cosine"
-    num_draws: int = 100
-    curvature_batch_size: int | None = None  # rows per curvature batch; None: sized to ~256 MB of Jacobians
-
-    def __post_init__(self):
-        owner = "laplace"
-        check_choice(owner, "hessian", self.hessian, HESSIANS)
-        check_choice(owner, "prior_precision", self.prior_precision, PRIOR_PRECISIONS)
-        check_choice(owner, "schedule", self.schedule, SCHEDULES)
-        for name in ("num_steps", "num_draws"):
-            check_positive_int(owner, name, getattr(self, name))
-        check_optional_int(owner, "batch_size", self.batch_size)
-        check_optional_int(owner, "curvature_batch_size", self.curvature_batch_size)
-        check_positive_float(owner, "lr", self.lr)
+    hessian: str = field("last_layer", one_of(*HESSIANS), "GGN curvature: diagonal, full, or the output layer's dense")
+    prior_precision: str = field("model", one_of(*PRIOR_PRECISIONS), "the model's prior, or tuned by the marginal "
+                                                                     "likelihood")
+    num_steps: int = field(2000, integer(1), "MAP (Adam) steps")
+    batch_size: int | None = field(128, optional(integer(1)), "rows per MAP step; None: the full data set")
+    lr: float = field(1e-3, number(0.0), "Adam's (initial) learning rate")
+    schedule: str = field("cosine", one_of(*SCHEDULES), "learning-rate schedule")
+    num_draws: int = field(100, integer(1), "draws from the Laplace approximation")
+    curvature_batch_size: int | None = field(None, optional(integer(1)), "rows per curvature batch; None: sized to "
+                                                                         "~256 MB of Jacobians")
 
 
 class Laplace(Engine):
-    batch_over_n = "full"  # mini-batches of at most N rows
-    name = "laplace"
-    Options = LaplaceOptions
-    description = "Laplace approximation (GGN; diagonal, full or last-layer) around a MAP estimate (laplace-torch)"
+    """Laplace approximation (GGN; diagonal, full or last-layer) around a MAP estimate (laplace-torch)."""
+
+    name, Options = "laplace", LaplaceOptions
     when_to_use = "post-hoc uncertainty for a trained network; last_layer with the GLM/probit predictive"
-    uses_minibatches = True
-    needs_map_start = True
-    draws_need_data = True
+    objective = "map_loss"
+    batch_over_n = "full"  # mini-batches of at most N rows
+    draws_need_data = True  # the curvature is computed from the training data
 
     def check(self, model, data, options) -> None:
         if model.likelihood.name not in LIKELIHOODS:
@@ -89,16 +82,23 @@ class Laplace(Engine):
                              "installed torchvision does not match torch: uninstall torchvision or install "
                              "the build that matches your torch") from None
 
+    def plan(self, options, n_rows: int) -> Plan:
+        return Plan(options.num_steps, APPROXIMATION, 1, options.batch_size, num_draws=options.num_draws)
+
+    def display(self, options, n_rows: int) -> Display:
+        return Display(loss_postfix, f"try a smaller learning rate (lr={options.lr:g} now)")
+
+    def facts(self, options, n_rows: int) -> dict:
+        return {"objective": self.objective, "hessian": options.hessian, "prior_precision": options.prior_precision}
+
     def build(self, model, data, options, backend) -> Algorithm:
-        algo = build_map(model, data, options.num_steps, options.batch_size, options.lr, options.schedule, self.name)
-        map_draws = algo.draws
+        algo = map_algorithm(model, data.n, options.num_steps, options.lr, options.schedule)
 
         def draws(state, rng, num):
-            point = {k: np.asarray(v[0]) for k, v in map_draws(state, rng, 1).items()}
+            point = {k: np.asarray(v[0]) for k, v in algo.draws(state, rng, 1).items()}
             return laplace_draws(model, data, point, options, int(rng.integers(2 ** 62)), num)
 
-        extra = {**algo.extra, "hessian": options.hessian, "prior_precision": options.prior_precision}
-        return algo._replace(draws=draws, num_draws=options.num_draws, extra=extra)
+        return algo._replace(draws=draws)
 
 
 def _torch_view(model, point: dict, dtype):
@@ -122,64 +122,73 @@ def _torch_view(model, point: dict, dtype):
     return TwoClassLogits(net)
 
 
-def laplace_draws(model, data, point: dict, options, seed: int, num: int) -> dict[str, np.ndarray]:
-    """``num`` draws of the Laplace approximation around ``point`` (named, constrained MAP values)."""
+def _curvature_loader(model, data, options, dtype):
+    """The training rows in (weight 1) as laplace-torch's data loader: targets as its likelihoods take them."""
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    lik = model.likelihood
+    rows = data.w > 0
+    X = torch.as_tensor(data.X[rows], dtype=dtype)
+    y = torch.as_tensor(data.y[rows])
+    y = y.long() if lik.task == "classification" else y.to(dtype)[:, None]
+    n_out = 2 if lik.name == "bernoulli" else model.n_outputs
+    batch = options.curvature_batch_size or max(1, min(256, 2 ** 26 // max(1, n_out * model.net.layout.size)))
+    return DataLoader(TensorDataset(X, y), batch_size=batch)
+
+
+def _fitted_laplace(model, net, point: dict, options, loader, dtype):
+    """laplace-torch's Laplace over ``net`` with the model's prior, fitted on ``loader``: (la, prior precision)."""
     import torch
     from laplace import Laplace as make_laplace
     from laplace.curvature import CurvlinopsGGN
-    from torch.utils.data import DataLoader, TensorDataset
+
+    layout, lik, prior = model.net.layout, model.likelihood, model.prior_loc_scale()
+    sigma = 1.0
+    if lik.name == "gaussian":
+        sigma = float(point["noise_std"]) if lik.learns_noise else float(lik.noise_std)
+    kwargs = dict(likelihood="classification" if lik.task == "classification" else "regression",
+                  sigma_noise=sigma, backend=CurvlinopsGGN)
+    if options.hessian == "last_layer":
+        last = [p for p in layout if p.layer == model.net.weight_layers()[-1].name]
+        idx = torch.cat([torch.arange(*layout.offsets[p.name]) for p in last])
+        precision = torch.cat([torch.full((p.size,), 1.0 / prior[p.name][1] ** 2, dtype=dtype) for p in last])
+        la = make_laplace(net, subset_of_weights="subnetwork", hessian_structure="full", subnetwork_indices=idx,
+                          prior_mean=0.0, **kwargs)  # the output layer's prior is centred on 0
+        # laplace-torch 0.3's SubnetLaplace reads a per-parameter prior precision of the subnetwork's length,
+        # but its setter only accepts lengths 1, n_tensors or n_params(all): set the attribute it reads.
+        la._prior_precision, la._posterior_scale = precision, None
+    else:
+        names = [p.name for p in layout]
+        precision = torch.as_tensor([1.0 / prior[n][1] ** 2 for n in names], dtype=dtype)
+        prior_mean = torch.cat([torch.full((layout[n].size,), prior[n][0], dtype=dtype) for n in names])
+        la = make_laplace(net, subset_of_weights="all", hessian_structure=options.hessian,
+                          prior_precision=precision, prior_mean=prior_mean, **kwargs)
+    la.fit(loader, progress_bar=False)
+    return la, precision
+
+
+def laplace_draws(model, data, point: dict, options, seed: int, num: int) -> dict[str, np.ndarray]:
+    """``num`` draws of the Laplace approximation around ``point`` (named, constrained MAP values)."""
+    import warnings
+
+    import torch
 
     layout = model.net.layout
     dtype = torch.float64 if np.asarray(point[layout.infos[0].name]).dtype == np.float64 else torch.float32
-    lik = model.likelihood
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = _torch_view(model, point, dtype)
-        rows = data.w > 0
-        X = torch.as_tensor(data.X[rows], dtype=dtype)
-        y = torch.as_tensor(data.y[rows])
-        if lik.task == "classification":
-            y = y.long()
-        else:
-            y = y.to(dtype)[:, None]
-        n_out = 2 if lik.name == "bernoulli" else model.n_outputs
-        batch = options.curvature_batch_size or max(1, min(256, 2 ** 26 // max(1, n_out * layout.size)))
-        loader = DataLoader(TensorDataset(X, y), batch_size=batch)
-        sigma = 1.0
-        if lik.name == "gaussian":
-            sigma = float(point["noise_std"]) if lik.learns_noise else float(lik.noise_std)
-        prior = model.prior_loc_scale()
-        names = [p.name for p in layout]
-        per_tensor = torch.as_tensor([1.0 / prior[n][1] ** 2 for n in names], dtype=dtype)
-        prior_mean = torch.cat([torch.full((layout[n].size,), prior[n][0], dtype=dtype) for n in names])
-        kwargs = dict(likelihood="classification" if lik.task == "classification" else "regression",
-                      sigma_noise=sigma, backend=CurvlinopsGGN)
-        if options.hessian == "last_layer":
-            last = [p for p in layout if p.layer == model.net.weight_layers()[-1].name]
-            offsets = layout.offsets
-            idx = torch.cat([torch.arange(*offsets[p.name]) for p in last])
-            precision = torch.cat([torch.full((p.size,), 1.0 / prior[p.name][1] ** 2, dtype=dtype) for p in last])
-            la = make_laplace(net, subset_of_weights="subnetwork", hessian_structure="full", subnetwork_indices=idx,
-                              prior_mean=0.0, **kwargs)  # the output layer's prior is centred on 0
-            # laplace-torch 0.3's SubnetLaplace reads a per-parameter prior precision of the subnetwork's length,
-            # but its setter only accepts lengths 1, n_tensors or n_params(all): set the attribute it reads.
-            la._prior_precision, la._posterior_scale = precision, None
-        else:
-            precision = per_tensor
-            la = make_laplace(net, subset_of_weights="all", hessian_structure=options.hessian,
-                              prior_precision=precision, prior_mean=prior_mean, **kwargs)
-        la.fit(loader, progress_bar=False)
+        la, precision = _fitted_laplace(model, net, point, options, _curvature_loader(model, data, options, dtype),
+                                        dtype)
         if options.prior_precision == "marglik":
-            import warnings
-
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # laplace-torch's reminder about link_approx
                 # last_layer: one precision for the output layer (laplace-torch cannot tune a subnetwork's vector)
                 init = precision.clone() if options.hessian != "last_layer" else precision.mean().reshape(1)
                 la.optimize_prior_precision(pred_type="glm", method="marglik", init_prior_prec=init)
-        generator = torch.Generator().manual_seed(seed)
-        flat = la.sample(n_samples=num, generator=generator).detach().cpu().numpy()
+        flat = la.sample(n_samples=num, generator=torch.Generator().manual_seed(seed)).detach().cpu().numpy()
     draws = layout.unpack(flat)
-    for name in lik.latent_sites():  # a learned noise std stays at its MAP value
+    for name in model.likelihood.latent_sites():  # a learned noise std stays at its MAP value
         draws[name] = np.full((num,), point[name], dtype=flat.dtype)
     return draws

@@ -5,93 +5,65 @@ One step is one kernel transition; step size and (diagonal or dense) mass matrix
 first ``num_warmup`` steps inside the kernel, and the kept draws are every ``thinning``-th step after
 that. Chains start from the network's own init (a different seed per chain), not from NumPyro's
 uniform(-2, 2), which would saturate a deep net -- or from a MAP estimate / ensemble members / another
-posterior with ``fit(init=...)``. Sampler statistics per draw: n_steps (gradient evaluations),
-tree_depth, diverging, acceptance_rate, energy, lp, step_size. Gradient evaluations count warmup too.
+posterior with ``fit(init=...)``. Gradient evaluations count warmup too.
+
+State: the PPL kernel's own (NumPyro's ``HMCState``; a ``PyroMCMCChain`` for Pyro). StepInfo: grad_evals
+(leapfrog steps), potential, diverging, accept_prob, step_size, energy; tree_depth for NUTS only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
-from .base import TRAJECTORY, Algorithm, Engine, check_choice, check_fraction, check_positive_int
+from ..validate import BOOLEAN, field, fraction, integer, number
+from . import ppl_for
+from .base import TRAJECTORY, Algorithm, Display, Engine, KeepAfterWarmup, Plan
 
 
 @dataclass
 class NUTSOptions:
-    num_warmup: int = 500
-    num_samples: int = 500
-    num_chains: int = 2
-    target_accept: float = 0.8
-    max_tree_depth: int = 10
-    dense_mass: bool = False
-    thinning: int = 1
-
-    def __post_init__(self):
-        owner = "nuts/hmc"
-        check_positive_int(owner, "num_warmup", self.num_warmup, 0)
-        for name in ("num_samples", "num_chains", "max_tree_depth", "thinning"):
-            check_positive_int(owner, name, getattr(self, name))
-        check_fraction(owner, "target_accept", self.target_accept)
-        check_choice(owner, "dense_mass", self.dense_mass, (True, False))
+    num_warmup: int = field(500, integer(0), "warmup steps per chain (step size and mass matrix adapted; not kept)")
+    num_samples: int = field(500, integer(1), "kept draws per chain")
+    num_chains: int = field(2, integer(1), "chains (parallel over devices when there are enough)")
+    target_accept: float = field(0.8, fraction(), "target acceptance probability of the step-size adaptation")
+    max_tree_depth: int = field(10, integer(1), "NUTS: at most 2^depth - 1 leapfrog steps per transition")
+    dense_mass: bool = field(False, BOOLEAN, "adapt a dense mass matrix instead of a diagonal one")
+    thinning: int = field(1, integer(1), "keep every thinning-th step after warmup")
 
 
 @dataclass
 class HMCOptions(NUTSOptions):
-    num_leapfrog: int = 32  # fixed trajectory: num_leapfrog steps of the adapted step size
-    step_size_jitter: float = 0.2  # after warmup: step size x uniform(1 - j, 1 + j), against resonance
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_positive_int("hmc", "num_leapfrog", self.num_leapfrog)
-        if not isinstance(self.step_size_jitter, (int, float)) or not 0 <= self.step_size_jitter < 1:
-            raise ValueError(f"hmc option step_size_jitter={self.step_size_jitter!r} is not valid; accepted: 0 <= x < 1")
+    num_leapfrog: int = field(32, integer(1), "leapfrog steps of the adapted step size per transition")
+    step_size_jitter: float = field(0.2, number(0.0, 1.0, low_open=False, high_open=True),
+                                    "after warmup: step size x uniform(1 - j, 1 + j), against resonance")
 
 
-def keep_after_warmup(num_warmup: int, thinning: int):
-    def keep(idx: np.ndarray) -> np.ndarray:
-        return (idx >= num_warmup) & ((idx - num_warmup) % thinning == thinning - 1)
-
-    return keep
+def nuts_postfix(info) -> dict:
+    return {"step size": f"{float(info.step_size.mean()):.2e}", "accept": f"{float(info.accept_prob.mean()):.2f}"}
 
 
 class NUTS(Engine):
+    """No-U-Turn sampler (NumPyro, or Pyro with backend='pyro')."""
+
     name = "nuts"
     Options = NUTSOptions
-    description = "No-U-Turn sampler (NumPyro, or Pyro with backend='pyro')"
     when_to_use = "the gold standard for small BNNs (up to ~10^4 parameters); reference posteriors"
-    kind = TRAJECTORY
+    kind, objective = TRAJECTORY, "potential"
     backends = ("numpyro", "pyro")
-    multiple_chains = True
-    kernel = "nuts"
+
+    def plan(self, options, n_rows: int) -> Plan:
+        return Plan(options.num_warmup + options.num_samples * options.thinning, TRAJECTORY, options.num_chains,
+                    keep=KeepAfterWarmup(options.num_warmup, options.thinning))
+
+    def display(self, options, n_rows: int) -> Display:
+        return Display(nuts_postfix, "try target_accept closer to 1, or a tighter prior")
 
     def build(self, model, data, options, backend) -> Algorithm:
-        from . import ppl_for
-
-        ppl = ppl_for(backend)
-        parts = ppl.mcmc(model, self.kernel, options.num_warmup, options.target_accept, options.max_tree_depth,
-                         options.dense_mass, getattr(options, "num_leapfrog", None),
-                         getattr(options, "step_size_jitter", 0.0))
-        n = data.n
-
-        def init(key, start, batch):
-            return parts.init(key, start, batch, n)
-
-        def step(state, batch, key):
-            return parts.step(state, batch, n, key)
-
-        return Algorithm(init, step, options.num_warmup + options.num_samples * options.thinning, TRAJECTORY,
-                         position=parts.position, keep=keep_after_warmup(options.num_warmup, options.thinning),
-                         postfix=lambda info: {"step size": f"{float(info['step_size'].mean()):.2e}",
-                                               "accept": f"{float(info['accept_prob'].mean()):.2f}"},
-                         nan_hint="try target_accept closer to 1, or a tighter prior", runtime=ppl.RUNTIME,
-                         extra={"objective": "potential"})
+        return ppl_for(backend).mcmc(model, self.name, options, data.n)  # the kernel's name is the engine's
 
 
 class HMC(NUTS):
-    name = "hmc"
-    Options = HMCOptions
-    description = "Hamiltonian Monte Carlo with a fixed number of leapfrog steps (NumPyro or Pyro)"
+    """Hamiltonian Monte Carlo with a fixed number of leapfrog steps (NumPyro or Pyro)."""
+
+    name, Options = "hmc", HMCOptions
     when_to_use = "when NUTS trees grow too deep; needs num_leapfrog tuned"
-    kernel = "hmc"

@@ -1,30 +1,40 @@
-"""Pyro adapter: the same two primitives as ppl_numpyro.py (an SVI and an MCMC kernel), on torch.
+"""Pyro adapter: the same two primitives as ppl_numpyro.py (an SVI and an MCMC Algorithm), on torch.
 
-Pyro keeps state in globals -- the parameter store and torch's random generator. Each chain here owns
-a parameter-store scope and a generator state, swapped in around every step, so chains never see each
-other's parameters and the user's store and RNG are left as they were (the driver also forks torch's RNG
-for the whole run).
+Pyro keeps state in globals -- the parameter store and torch's random generator -- and its kernels are
+objects that change as they step, so a chain's state here is a mutable record (``PyroSVIChain``,
+``PyroMCMCChain``) rather than a value. Each chain owns a parameter-store scope and a generator state,
+swapped in around every step, so chains never see each other's parameters and the user's store and RNG
+are left as they were (the driver also forks torch's RNG for the whole run). The ``key`` a step is given
+is unused: a chain's randomness is its own generator, seeded from its key in ``init``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
-from .ppl_numpyro import MCMCParts, SVIParts
+from .base import Algorithm, StepInfo
 
 RUNTIME = "torch"
 
 
 @dataclass
-class PyroChain:
-    """Mutable per-chain state: the algorithm object, its parameter-store scope and its RNG state."""
+class PyroSVIChain:
+    svi: Any  # pyro.infer.SVI
+    guide: Any  # the autoguide (its parameters live in ``store``)
+    store: dict  # this chain's parameter-store scope: {"params": ..., "constraints": ...}
+    rng: Any  # this chain's torch generator state
 
-    algo: object
+
+@dataclass
+class PyroMCMCChain:
+    kernel: Any  # pyro.infer.NUTS or HMC, set up for this chain
     store: dict
-    rng: object
-    extra: dict
+    rng: Any
+    calls: list  # [model evaluations so far]: each is one gradient evaluation
+    z: dict  # the current unconstrained position
 
 
 def _as_torch(batch):
@@ -38,7 +48,7 @@ def _as_torch(batch):
 class _Scoped:
     """Context: this chain's parameter-store scope and RNG state, saved back on exit."""
 
-    def __init__(self, chain: PyroChain):
+    def __init__(self, chain):
         self.chain = chain
 
     def __enter__(self):
@@ -61,11 +71,16 @@ def _seed_state(key) -> object:
     """A torch generator state from the driver's integer key for this chain."""
     import torch
 
-    g = torch.Generator().manual_seed(int(key))
-    return g.get_state()
+    return torch.Generator().manual_seed(int(key)).get_state()
 
 
-def svi(model, guide: str, init_scale: float, lr: float, num_particles: int, rank: int | None = None) -> SVIParts:
+def _empty_store() -> dict:
+    return {"params": {}, "constraints": {}}
+
+
+def svi(model, guide: str, options, n_total: int) -> Algorithm:
+    """Pyro SVI with an AutoNormal ("normal") or AutoLowRankMultivariateNormal ("lowrank") guide, Adam and
+    Trace_ELBO. StepInfo: grad_evals (the particles), loss (the negative ELBO)."""
     import pyro
     import pyro.infer.autoguide as autoguide
     import torch
@@ -74,87 +89,96 @@ def svi(model, guide: str, init_scale: float, lr: float, num_particles: int, ran
     model_fn = model.pyro_model()
     names = list(model.latent_shapes())
 
-    def init(key, start, batch, n_total):
+    def init(key, start, batch) -> PyroSVIChain:
         values = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in start.items()}
         init_fn = autoguide.init_to_value(values=values)
         if guide == "normal":
-            g = autoguide.AutoNormal(model_fn, init_loc_fn=init_fn, init_scale=init_scale)
+            g = autoguide.AutoNormal(model_fn, init_loc_fn=init_fn, init_scale=options.init_scale)
         else:
-            g = autoguide.AutoLowRankMultivariateNormal(model_fn, init_loc_fn=init_fn, init_scale=init_scale, rank=rank)
-        chain = PyroChain(SVI(model_fn, g, pyro.optim.Adam({"lr": lr}), Trace_ELBO(num_particles=num_particles)),
-                          {"params": {}, "constraints": {}}, _seed_state(key), {"guide": g})
+            g = autoguide.AutoLowRankMultivariateNormal(model_fn, init_loc_fn=init_fn, init_scale=options.init_scale,
+                                                        rank=options.rank)
+        chain = PyroSVIChain(SVI(model_fn, g, pyro.optim.Adam({"lr": options.lr}),
+                                 Trace_ELBO(num_particles=options.num_particles)), g, _empty_store(), _seed_state(key))
         with _Scoped(chain):
             X, y, w = _as_torch(batch)
             g(X, y, n_total, w)  # creates the guide's parameters in this chain's scope
         return chain
 
-    def update(chain, batch, n_total, key):
+    def step(key, chain: PyroSVIChain, batch):
         with _Scoped(chain):
             X, y, w = _as_torch(batch)
-            loss = chain.algo.step(X, y, n_total, w)
-        return chain, loss
+            loss = chain.svi.step(X, y, n_total, w)
+        return chain, StepInfo(options.num_particles, loss=loss)
 
-    def sample(chain, rng, num):
-        g = chain.extra["guide"]
+    def draws(chain: PyroSVIChain, rng, num):
         with _Scoped(chain), torch.no_grad():
             torch.manual_seed(int(rng.integers(2 ** 62)))
-            draws = [g() for _ in range(num)]
-        return {k: np.stack([d[k].detach().numpy() for d in draws]) for k in names}
+            samples = [chain.guide() for _ in range(num)]
+        return {k: np.stack([d[k].detach().numpy() for d in samples]) for k in names}
 
-    return SVIParts(init, update, sample)
+    return Algorithm(init, step, draws=draws, runtime=RUNTIME)
 
 
-def mcmc(model, kernel: str, num_warmup: int, target_accept: float, max_tree_depth: int, dense_mass: bool,
-         num_leapfrog: int | None = None, step_size_jitter: float = 0.0) -> MCMCParts:
-    import torch
-    from pyro.infer import HMC, NUTS
-
+def mcmc(model, kernel: str, options, n_total: int) -> Algorithm:
+    """Pyro's NUTS or HMC (the same settings as ppl_numpyro.mcmc). StepInfo: grad_evals (model evaluations),
+    potential, diverging, accept_prob, step_size; tree_depth for NUTS (Pyro reports no energy)."""
     latent = model.likelihood.latent_sites()
+    jitter = getattr(options, "step_size_jitter", 0.0)
 
-    def init(key, start, data, n_total):
+    def init(key, start, batch) -> PyroMCMCChain:
+        import torch
+        from pyro.infer import HMC, NUTS
+
         calls = [0]
         model_fn = model.pyro_model(calls=calls)
         if kernel == "nuts":
-            k = NUTS(model_fn, target_accept_prob=target_accept, max_tree_depth=max_tree_depth,
-                     full_mass=dense_mass, jit_compile=False)
+            k = NUTS(model_fn, target_accept_prob=options.target_accept, max_tree_depth=options.max_tree_depth,
+                     full_mass=options.dense_mass, jit_compile=False)
         else:
-            k = HMC(model_fn, target_accept_prob=target_accept, num_steps=num_leapfrog, full_mass=dense_mass,
-                    jit_compile=False)
+            k = HMC(model_fn, target_accept_prob=options.target_accept, num_steps=options.num_leapfrog,
+                    full_mass=options.dense_mass, jit_compile=False)
         z = {n: torch.as_tensor(np.asarray(v), dtype=torch.float32) for n, v in start.items()}
         for name in latent:  # the kernel works in unconstrained space: log of a positive noise std
             z[name] = torch.log(z[name])
-        chain = PyroChain(k, {"params": {}, "constraints": {}}, _seed_state(key),
-                          {"calls": calls, "z": z, "accept": 0.0})
+        chain = PyroMCMCChain(k, _empty_store(), _seed_state(key), calls, z)
         with _Scoped(chain):
             k.initial_params = z
-            X, y, w = _as_torch(data)
-            k.setup(num_warmup, X, y, n_total, w)
+            X, y, w = _as_torch(batch)
+            k.setup(options.num_warmup, X, y, n_total, w)
         return chain
 
-    def step(chain, data, n_total, key):
-        k, extra = chain.algo, chain.extra
-        before_calls, before_div, before_mean = extra["calls"][0], len(k._divergences), k._mean_accept_prob
+    def step(key, chain: PyroMCMCChain, batch):
+        k = chain.kernel
+        before_calls, before_div, before_mean = chain.calls[0], len(k._divergences), k._mean_accept_prob
         with _Scoped(chain):
-            sampling = k._t >= k._warmup_steps
-            base = k.step_size
-            if step_size_jitter and sampling:
-                k._adapter.step_size = base * (1 + step_size_jitter * (2 * float(torch.rand(())) - 1))
-            extra["z"] = k.sample(extra["z"])
-            if step_size_jitter and sampling:
-                k._adapter.step_size = base  # Pyro's step_size is a read-only view of its adapter's
+            chain.z = _jittered_sample(k, chain.z, jitter)
         t = k._t
         n = t - k._warmup_steps if t > k._warmup_steps else t  # Pyro's running-mean counter of this phase
         accept = n * k._mean_accept_prob - (n - 1) * (before_mean if n > 1 else 0.0)
-        info = {"grad_evals": extra["calls"][0] - before_calls, "diverging": len(k._divergences) > before_div,
-                "accept_prob": float(np.clip(accept, 0.0, 1.0)), "loss": float(k._potential_energy_last),
-                "step_size": float(k.step_size)}
-        return chain, info
+        grad_evals = chain.calls[0] - before_calls
+        return chain, StepInfo(grad_evals, potential=float(k._potential_energy_last),
+                               diverging=len(k._divergences) > before_div, accept_prob=float(np.clip(accept, 0.0, 1.0)),
+                               step_size=float(k.step_size),
+                               tree_depth=int(grad_evals).bit_length() if kernel == "nuts" else None)
 
-    def position(chain):
-        z = chain.extra["z"]
-        out = {n: v.detach().numpy().copy() for n, v in z.items()}
+    def position(chain: PyroMCMCChain):
+        out = {n: v.detach().numpy().copy() for n, v in chain.z.items()}
         for name in latent:
             out[name] = np.exp(out[name])
         return out
 
-    return MCMCParts(init, step, position)
+    return Algorithm(init, step, position=position, runtime=RUNTIME)
+
+
+def _jittered_sample(k, z, jitter: float):
+    """One transition of Pyro kernel ``k``; after warmup its step size is jittered by ``1 +- jitter``."""
+    import torch
+
+    sampling = k._t >= k._warmup_steps
+    base = k.step_size
+    if jitter and sampling:
+        k._adapter.step_size = base * (1 + jitter * (2 * float(torch.rand(())) - 1))
+    z = k.sample(z)
+    if jitter and sampling:
+        k._adapter.step_size = base  # Pyro's step_size is a read-only view of its adapter's
+    return z

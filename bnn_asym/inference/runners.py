@@ -1,9 +1,9 @@
 """Run an Algorithm's steps in chunks, for every chain: jitted JAX loops, or a plain loop for torch.
 
-A runner is the driver's only way to execute steps. ``run(states, n)`` advances every chain by ``n`` steps
-and returns the per-step info (and, for trajectory engines, the position after each step). Each chain
-carries its own random key through the steps, so results do not depend on how the steps are chunked:
-a run cut at step k is exactly the first k steps of a longer run.
+A runner is the driver's only way to execute steps. ``run(states, keys, n)`` advances every chain by ``n``
+steps and returns the per-step StepInfo (and, for trajectory engines, the position after each step). Each
+chain carries its own random key through the steps, so results do not depend on how the steps are
+chunked: a run cut at step k is exactly the first k steps of a longer run.
 
 JAX: one compiled chunk of ``capacity`` steps serves every chunk length (the step count is a runtime
 argument of a ``fori_loop``), so checkpoints and adaptive chunk sizes never trigger a recompilation.
@@ -13,6 +13,8 @@ Chains run in parallel over devices (``pmap``), vectorized (``vmap``) or one aft
 from __future__ import annotations
 
 import numpy as np
+
+from .base import StepInfo
 
 CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 
@@ -36,48 +38,54 @@ def resolve_chain_method(method: str, num_chains: int, runtime: str, platform: s
     return "parallel" if n_devices >= num_chains else "sequential"
 
 
+def first_rows(data: tuple, batch_size: int | None, n_total: int) -> tuple:
+    """The batch an engine's ``init`` sees: the first ``batch_size`` rows (all rows without mini-batches)."""
+    return data if batch_size is None or batch_size >= n_total else tuple(a[:batch_size] for a in data)
+
+
 class JaxRunner:
-    def __init__(self, algo, data, num_chains: int, chain_method: str, device, capacity: int):
+    def __init__(self, algo, plan, data, num_chains: int, chain_method: str, device, capacity: int):
         import jax
-        import jax.numpy as jnp
 
         self.algo = algo
+        self.batch_size = plan.batch_size
         self.num_chains = num_chains
         self.method = chain_method
         self.device = device
         self.capacity = capacity
         self.n_total = data.n
         self.set_data(data)
-        n_total, batch_size = data.n, algo.batch_size
-        keep_positions = algo.position is not None
+        self._init = jax.jit(algo.init)  # one compiled program instead of many eager set-up operations
+        chunk = self._chunk_fn()
+        if chain_method == "parallel":
+            devices = jax.devices(getattr(device, "platform", "cpu"))[:num_chains]
+            self._chunk = jax.pmap(chunk, in_axes=(0, 0, None, None), devices=devices)
+        elif chain_method == "vectorized":
+            self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)))
+        else:
+            self._chunk = jax.jit(chunk)
 
-        def select(key, data):
-            if batch_size is None or batch_size >= n_total:
-                return data
-            idx = jax.random.choice(key, n_total, (batch_size,), replace=False)
-            return tuple(a[idx] for a in data)
+    def _chunk_fn(self):
+        """``chunk(state, key, data, n_active)``: n_active steps of one chain, recorded into buffers of
+        ``capacity`` steps (created on the device: one compiled program for any n_active)."""
+        import jax
+        import jax.numpy as jnp
+
+        algo, capacity, n_total, batch_size = self.algo, self.capacity, self.n_total, self.batch_size
 
         def one_step(state, key, data):
             key, k_batch, k_step = jax.random.split(key, 3)
-            state, info = algo.step(state, select(k_batch, data), k_step)
+            if batch_size is not None and batch_size < n_total:
+                idx = jax.random.choice(k_batch, n_total, (batch_size,), replace=False)
+                data = tuple(a[idx] for a in data)
+            state, info = algo.step(k_step, state, data)
             return state, key, info
 
-        self._one_step = one_step
-        self._init = jax.jit(algo.init)  # one compiled program instead of many eager set-up operations
-
         def record(state, info):
-            out = {"info": info}
-            if keep_positions:
-                out["position"] = algo.position(state)
-            return out
+            return {"info": info, "position": None if algo.position is None else algo.position(state)}
 
         def chunk(state, key, data, n_active):
-            # Output buffers of a fixed size are created on the device: one compiled program for any n_active.
-            def first_record(s, k):
-                s, _, info = one_step(s, k, data)
-                return record(s, info)
-
-            spec = jax.eval_shape(first_record, state, key)
+            spec = jax.eval_shape(lambda s, k: record(*one_step(s, k, data)[::2]), state, key)
             buffers = jax.tree.map(lambda a: jnp.zeros((capacity,) + a.shape, a.dtype), spec)
 
             def body(i, carry):
@@ -88,13 +96,7 @@ class JaxRunner:
 
             return jax.lax.fori_loop(0, n_active, body, (state, key, buffers))
 
-        if chain_method == "parallel":
-            devices = jax.devices(getattr(device, "platform", "cpu"))[:num_chains]
-            self._chunk = jax.pmap(chunk, in_axes=(0, 0, None, None), devices=devices)
-        elif chain_method == "vectorized":
-            self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)))
-        else:
-            self._chunk = jax.jit(chunk)
+        return chunk
 
     def set_data(self, data) -> None:
         """New rows of the same shapes (a cached runner reused by another fit)."""
@@ -103,22 +105,19 @@ class JaxRunner:
 
         self.data = tuple(jax.device_put(jnp.asarray(a), self.device) for a in (data.X, data.y, data.w))
 
-    def first_batch(self):
-        b = self.algo.batch_size
-        return self.data if b is None or b >= self.n_total else tuple(a[:b] for a in self.data)
-
     def init(self, keys, starts):
         """Initial state of every chain; keys and starts are per-chain lists."""
         import jax
 
-        states = [self._init(k, s, self.first_batch()) for k, s in zip(keys, starts)]
+        batch = first_rows(self.data, self.batch_size, self.n_total)
+        states = [self._init(k, s, batch) for k, s in zip(keys, starts)]
         if self.method == "sequential":
             return states, list(keys)
         return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states), np.stack(keys)
 
     def run(self, states, keys, n: int):
-        """Advance every chain ``n`` (<= capacity) steps: (states, keys, info, positions) with info and
-        positions as numpy name -> (chain, n, ...)."""
+        """Advance every chain ``n`` (<= capacity) steps: (states, keys, info, positions) with info a StepInfo
+        of numpy (chain, n) arrays and positions numpy name -> (chain, n, ...) arrays (None: no trajectory)."""
         import jax
 
         if not 0 < n <= self.capacity:
@@ -133,14 +132,14 @@ class JaxRunner:
             states, keys, buf = self._chunk(states, keys, self.data, n)
             out = jax.device_get(buf)
         out = jax.tree.map(lambda a: np.asarray(a)[:, :n], out)
-        return states, keys, out["info"], out.get("position")
+        return states, keys, out["info"], out["position"]
 
-    def chain_state(self, states, c: int):
+    def host_state(self, states, c: int):
+        """Chain ``c``'s state as numpy arrays (what ``draws`` reads)."""
         import jax
 
-        if self.method == "sequential":
-            return states[c]
-        return jax.tree.map(lambda a: a[c], states)
+        state = states[c] if self.method == "sequential" else jax.tree.map(lambda a: a[c], states)
+        return jax.device_get(state)
 
 
 class TorchRunner:
@@ -148,41 +147,48 @@ class TorchRunner:
 
     method = "sequential"
 
-    def __init__(self, algo, data, num_chains: int, batch_rngs):
+    def __init__(self, algo, plan, data, num_chains: int, capacity: int):
         self.algo = algo
+        self.batch_size = plan.batch_size
         self.num_chains = num_chains
+        self.capacity = capacity
         self.data = (data.X, data.y, data.w)
         self.n_total = data.n
-        self.rngs = batch_rngs  # one numpy Generator per chain: which rows each step sees
-
-    def first_batch(self):
-        b = self.algo.batch_size
-        return self.data if b is None or b >= self.n_total else tuple(a[:b] for a in self.data)
+        self.rngs: list = []  # one numpy Generator per chain: which rows each step sees (seeded in init)
 
     def init(self, keys, starts):
-        return [self.algo.init(k, s, self.first_batch()) for k, s in zip(keys, starts)], list(keys)
+        self.rngs = [np.random.default_rng(int(k)) for k in keys]
+        batch = first_rows(self.data, self.batch_size, self.n_total)
+        return [self.algo.init(k, s, batch) for k, s in zip(keys, starts)], list(keys)
+
+    def _batch(self, c: int):
+        b = self.batch_size
+        if b is None or b >= self.n_total:
+            return self.data
+        idx = self.rngs[c].choice(self.n_total, b, replace=False)
+        return tuple(a[idx] for a in self.data)
 
     def run(self, states, keys, n: int):
-        b = self.algo.batch_size
         infos, positions = [], []
         for c in range(self.num_chains):
             chain_infos, chain_pos = [], []
             for _ in range(n):
-                if b is None or b >= self.n_total:
-                    batch = self.data
-                else:
-                    idx = self.rngs[c].choice(self.n_total, b, replace=False)
-                    batch = tuple(a[idx] for a in self.data)
-                states[c], info = self.algo.step(states[c], batch, None)
+                states[c], info = self.algo.step(None, states[c], self._batch(c))
                 chain_infos.append(info)
                 if self.algo.position is not None:
                     chain_pos.append(self.algo.position(states[c]))
-            infos.append({k: np.asarray([i[k] for i in chain_infos]) for k in chain_infos[0]})
+            infos.append(_stacked_info(chain_infos))
             if chain_pos:
                 positions.append({k: np.stack([p[k] for p in chain_pos]) for k in chain_pos[0]})
-        info = {k: np.stack([i[k] for i in infos]) for k in infos[0]}
+        info = _stacked_info(infos)
         pos = {k: np.stack([p[k] for p in positions]) for k in positions[0]} if positions else None
         return states, keys, info, pos
 
-    def chain_state(self, states, c: int):
+    def host_state(self, states, c: int):
         return states[c]
+
+
+def _stacked_info(infos: list[StepInfo]) -> StepInfo:
+    """One StepInfo of stacked values (a new leading axis) from several; None fields stay None."""
+    return StepInfo(*(None if values[0] is None else np.stack([np.asarray(v) for v in values])
+                      for values in zip(*infos)))

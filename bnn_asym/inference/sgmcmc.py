@@ -15,118 +15,138 @@ shrink like 1/N, SGHMC's leapfrog step (unit mass) like 1/sqrt(N); the defaults 
 0.1 / sqrt(N + 100) -- about the best of sweeps on moons (N=375), digits (N=1347) and blobs (N=300) MLPs,
 where 3x smaller cost accuracy or NLL (a too small SGHMC step barely leaves the init within a short run).
 The 100 stands for the prior's curvature, which bounds a stable step when N is tiny.
+
+State: ``SGMCMCState(position, step)``, the position flattened into one vector (BlackJAX draws noise per
+leaf, and one random call per step compiles far faster than one per parameter array). StepInfo:
+grad_evals (1 for SGLD, the integration steps for SGHMC), finite, step_size.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 
-from .base import (TRAJECTORY, Algorithm, Engine, check_choice, check_fraction, check_positive_float,
-                   check_positive_int, jax_float_dtype)
-from .optim import map_pieces, unconstrained_start
+from ..validate import field, fraction, integer, number, one_of, optional
+from .base import (TRAJECTORY, Algorithm, Display, Engine, KeepAfterWarmup, Plan, StepInfo, jax_float_dtype,
+                   step_size_postfix)
 
 SCHEDULES = ("constant", "polynomial", "cyclical")
 
 
 @dataclass
 class SGLDOptions:
-    num_warmup: int = 1000
-    num_samples: int = 1000
-    num_chains: int = 4
-    thinning: int = 1
-    batch_size: int = 128
-    step_size: float | None = None  # on the full-data log joint; None: the engine's default_step(N)
-    schedule: str = "constant"
-    decay_steps: int = 1000  # polynomial: steps until the step size has fallen by 2^-0.55
-    num_cycles: int = 4  # cyclical
-    exploration: float = 0.5  # cyclical: share of each cycle without noise (not kept)
-    temperature: float = 1.0
-
-    def __post_init__(self):
-        owner = self.owner()
-        check_positive_int(owner, "num_warmup", self.num_warmup, 0)
-        for name in ("num_samples", "num_chains", "thinning", "batch_size", "decay_steps", "num_cycles"):
-            check_positive_int(owner, name, getattr(self, name))
-        if self.step_size is not None:
-            check_positive_float(owner, "step_size", self.step_size)
-        check_positive_float(owner, "temperature", self.temperature)
-        check_choice(owner, "schedule", self.schedule, SCHEDULES)
-        check_fraction(owner, "exploration", self.exploration, closed=True)
-        if self.schedule == "cyclical" and self.exploration >= 1:
-            raise ValueError(f"{owner} option exploration=1 keeps no draws; accepted: 0 <= x < 1")
-
-    @staticmethod
-    def owner() -> str:
-        return "sgld"
+    num_warmup: int = field(1000, integer(0), "burn-in steps per chain, not kept (not used by the cyclical schedule)")
+    num_samples: int = field(1000, integer(1), "steps per chain after burn-in (cyclical: all steps are num_warmup + "
+                                               "num_samples; the sampling part of each cycle is kept)")
+    num_chains: int = field(4, integer(1), "chains (parallel over devices when there are enough)")
+    thinning: int = field(1, integer(1), "keep every thinning-th step")
+    batch_size: int = field(128, integer(1), "rows per step (at most the training rows)")
+    step_size: float | None = field(None, optional(number(0.0)), "on the full-data log joint; None: the engine's "
+                                                                 "default for N rows")
+    schedule: str = field("constant", one_of(*SCHEDULES), "step-size schedule")
+    decay_steps: int = field(1000, integer(1), "polynomial: steps until the step size has fallen by 2^-0.55")
+    num_cycles: int = field(4, integer(1), "cyclical: cycles over the run")
+    exploration: float = field(0.5, fraction(closed=True), "cyclical: share of each cycle without noise (not kept)")
+    temperature: float = field(1.0, number(0.0), "posterior temperature (< 1: a cold posterior)")
 
 
 @dataclass
 class SGHMCOptions(SGLDOptions):
-    num_integration_steps: int = 10
-    friction: float = 0.01  # BlackJAX's alpha (momentum is redrawn every step, so it acts within one step)
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_positive_int("sghmc", "num_integration_steps", self.num_integration_steps)
-        check_positive_float("sghmc", "friction", self.friction)
-
-    @staticmethod
-    def owner() -> str:
-        return "sghmc"
+    num_integration_steps: int = field(10, integer(1), "leapfrog steps per transition, on one mini-batch")
+    friction: float = field(0.01, number(0.0), "BlackJAX's alpha (momentum is redrawn every step)")
 
 
-def schedule_fns(options, total: int):
-    """(step size at step t (JAX), temperature at step t (JAX), kept-step mask (numpy))."""
+class SGMCMCState(NamedTuple):
+    position: Any  # the unconstrained position, flattened into one vector
+    step: Any  # int32: steps taken (indexes the step-size and temperature schedules)
+
+
+@dataclass(frozen=True)
+class KeepCyclical:
+    """Kept steps of a cyclical schedule: the sampling part of every cycle, thinned."""
+
+    cycle: int
+    exploration: float
+    thinning: int = 1
+
+    def __call__(self, idx: np.ndarray) -> np.ndarray:
+        sampling = (idx % self.cycle) / self.cycle >= self.exploration
+        return sampling & (idx % self.thinning == self.thinning - 1)
+
+
+class Schedule(NamedTuple):
+    step_size: Callable  # step index (JAX int) -> step size
+    temperature: Callable  # step index -> temperature (0 during a cyclical schedule's exploration)
+
+
+def total_steps(options) -> int:
+    return options.num_warmup + options.num_samples * options.thinning
+
+
+def keep_rule(options) -> Callable[[np.ndarray], np.ndarray]:
+    if options.schedule == "cyclical":
+        return KeepCyclical(math.ceil(total_steps(options) / options.num_cycles), options.exploration, options.thinning)
+    return KeepAfterWarmup(options.num_warmup, options.thinning)
+
+
+def schedule(options, step_size: float) -> Schedule:
     import jax.numpy as jnp
 
     if options.schedule == "cyclical":
-        cycle = math.ceil(total / options.num_cycles)
+        cycle = math.ceil(total_steps(options) / options.num_cycles)
 
         def phase(t):
             return (t % cycle) / cycle
 
-        def step_size(t):
-            return options.step_size / 2 * (jnp.cos(jnp.pi * phase(t)) + 1)
-
-        def temperature(t):
-            return jnp.where(phase(t) < options.exploration, 0.0, options.temperature)
-
-        def keep(idx):
-            sampling = (idx % cycle) / cycle >= options.exploration
-            return sampling & (idx % options.thinning == options.thinning - 1)
-
-        return step_size, temperature, keep
-
-    def keep(idx):
-        return (idx >= options.num_warmup) & ((idx - options.num_warmup) % options.thinning == options.thinning - 1)
-
+        return Schedule(lambda t: step_size / 2 * (jnp.cos(jnp.pi * phase(t)) + 1),
+                        lambda t: jnp.where(phase(t) < options.exploration, 0.0, options.temperature))
     if options.schedule == "polynomial":
-        def step_size(t):
-            return options.step_size * (1 + t / options.decay_steps) ** -0.55
-    else:
-        def step_size(t):
-            return options.step_size + 0.0 * t
+        return Schedule(lambda t: step_size * (1 + t / options.decay_steps) ** -0.55,
+                        lambda t: options.temperature + 0.0 * t)
+    return Schedule(lambda t: step_size + 0.0 * t, lambda t: options.temperature + 0.0 * t)
 
-    return step_size, (lambda t: options.temperature + 0.0 * t), keep
+
+def init(start: dict, density, flatten) -> SGMCMCState:
+    """A chain at ``start`` (constrained values)."""
+    import jax.numpy as jnp
+
+    from .optim import unconstrained_start
+
+    return SGMCMCState(flatten(unconstrained_start(density, start)), jnp.zeros((), jnp.int32))
+
+
+def step(key, state: SGMCMCState, batch, kernel, grad_estimator, sched: Schedule, grad_evals: int):
+    """One kernel transition at the scheduled step size and temperature."""
+    import jax.numpy as jnp
+
+    eps, temp = sched.step_size(state.step), sched.temperature(state.step)
+    flat = kernel(key, state.position, grad_estimator, batch, eps, temp)
+    return SGMCMCState(flat, state.step + 1), StepInfo(grad_evals, finite=jnp.all(jnp.isfinite(flat)), step_size=eps)
 
 
 class SGLD(Engine):
-    batch_over_n = "full"  # mini-batches of at most N rows
+    """Stochastic-gradient Langevin dynamics on mini-batches (BlackJAX), several chains."""
+
     name = "sgld"
     Options = SGLDOptions
-    description = "stochastic-gradient Langevin dynamics on mini-batches (BlackJAX), several chains"
     when_to_use = "MCMC for data sets too large for NUTS; cyclical schedule for multimodal posteriors"
     kind = TRAJECTORY
-    multiple_chains = True
-    uses_minibatches = True
+    batch_over_n = "full"  # mini-batches of at most N rows
+
+    @classmethod
+    def check_options(cls, options) -> None:
+        if options.schedule == "cyclical" and options.exploration >= 1:
+            raise ValueError(f"{cls.name} option exploration=1 keeps no draws; accepted: 0 <= x < 1")
 
     @staticmethod
     def default_step(n: int) -> float:
         return 0.04 / (n + 100)
+
+    def step_size(self, options, n_rows: int) -> float:
+        return self.default_step(n_rows) if options.step_size is None else options.step_size
 
     def kernel(self, options):
         import blackjax
@@ -137,52 +157,41 @@ class SGLD(Engine):
     def grad_evals_per_step(self, options) -> int:
         return 1
 
+    def plan(self, options, n_rows: int) -> Plan:
+        return Plan(total_steps(options), TRAJECTORY, options.num_chains, options.batch_size, keep=keep_rule(options))
+
+    def display(self, options, n_rows: int) -> Display:
+        return Display(step_size_postfix, f"try a smaller step_size (now {self.step_size(options, n_rows):g})")
+
+    def facts(self, options, n_rows: int) -> dict:
+        return {"objective": self.objective, "schedule": options.schedule, "step_size": self.step_size(options, n_rows)}
+
     def build(self, model, data, options, backend) -> Algorithm:
         import jax
         import jax.numpy as jnp
-
-        density, _ = map_pieces(model, data.n)
-        n_total = data.n
-        total = options.num_warmup + options.num_samples * options.thinning
-        if options.step_size is None:
-            options = dataclasses.replace(options, step_size=self.default_step(n_total))
-        step_size, temperature, keep = schedule_fns(options, total)
-        kernel = self.kernel(options)
-        per_step = self.grad_evals_per_step(options)
-
         from jax.flatten_util import ravel_pytree
 
+        from .logdensity import jax_log_density
+
+        density = jax_log_density(model)
+        n_total = data.n
         template = {k: jnp.zeros(s, jax_float_dtype()) for k, s in model.latent_shapes().items()}
         unravel = ravel_pytree(template)[1]
 
-        # The kernels see one flat vector: BlackJAX draws noise per leaf, and one random call per step
-        # compiles far faster than one per parameter array.
         def grad_estimator(flat, batch):
             return jax.grad(lambda f: -density.potential(unravel(f), batch, n_total))(flat)
 
-        def init(key, start, batch):
-            return {"position": ravel_pytree(unconstrained_start(density, start))[0], "t": jnp.zeros((), jnp.int32)}
-
-        def step(state, batch, key):
-            t = state["t"]
-            eps, temp = step_size(t), temperature(t)
-            flat = kernel(key, state["position"], grad_estimator, batch, eps, temp)
-            return {"position": flat, "t": t + 1}, {"finite": jnp.all(jnp.isfinite(flat)), "step_size": eps,
-                                                    "grad_evals": per_step}
-
-        def position(state):
-            return density.constrain(unravel(state["position"]))
-
-        return Algorithm(init, step, total, TRAJECTORY, position=position, keep=keep, batch_size=options.batch_size,
-                         postfix=lambda info: {"step size": f"{float(np.mean(info['step_size'])):.2e}"},
-                         nan_hint=f"try a smaller step_size (now {options.step_size:g})",
-                         extra={"objective": "none", "schedule": options.schedule, "step_size": options.step_size})
+        kernel, sched = self.kernel(options), schedule(options, self.step_size(options, n_total))
+        per_step = self.grad_evals_per_step(options)
+        return Algorithm(lambda key, start, batch: init(start, density, lambda p: ravel_pytree(p)[0]),
+                         lambda key, state, batch: step(key, state, batch, kernel, grad_estimator, sched, per_step),
+                         position=lambda state: density.constrain(unravel(state.position)))
 
 
 class SGHMC(SGLD):
-    name = "sghmc"
-    Options = SGHMCOptions
-    description = "stochastic-gradient HMC on mini-batches (BlackJAX), several chains"
+    """Stochastic-gradient HMC on mini-batches (BlackJAX), several chains."""
+
+    name, Options = "sghmc", SGHMCOptions
     when_to_use = "like SGLD, with momentum: faster exploration at the same step size"
 
     @staticmethod

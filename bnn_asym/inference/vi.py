@@ -1,109 +1,85 @@
 """Variational inference: mean-field Gaussian ("mfvi") and low-rank-plus-diagonal Gaussian ("lowrank_vi").
 
-mfvi and the default lowrank_vi (``per_layer=False``: one ``AutoLowRankMultivariateNormal`` over all free
-parameters) are NumPyro (or Pyro, ``backend="pyro"``) SVI with an autoguide and Adam. ``per_layer=True``
-is the ELRG family the paper used (Tomczak et al. 2020, as in the paper's BNN code): a low-rank-plus-
-diagonal Gaussian per layer, local reparameterisation, closed-form KL (elrg.py, JAX only).
+mfvi and the default lowrank_vi (``per_layer=False``: one low-rank-plus-diagonal Gaussian over all free
+parameters) are SVI with a Gaussian family and Adam: plain JAX over NumPyro's log joint (guides.py), or
+Pyro's autoguides with ``backend="pyro"``. ``per_layer=True`` is the ELRG family the paper used (Tomczak
+et al. 2020, as in the paper's BNN code): a low-rank-plus-diagonal Gaussian per layer, local
+reparameterisation, closed-form KL (elrg.py, JAX only).
 
 Full-batch or mini-batch (``batch_size``: the driver picks the rows, the likelihood is scaled to the
-full data set). Draws from the fitted guide are one pseudo-chain.
+full data set). Draws from the fitted family are one pseudo-chain.
+
+State: ``VIState(params, opt_state)`` (ppl_numpyro.py), ``ELRGState`` (elrg.py), or a ``PyroSVIChain``.
+StepInfo: grad_evals (the particles of the ELBO estimate), loss (the negative ELBO).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .base import (APPROXIMATION, Algorithm, Engine, check_choice, check_optional_int, check_positive_float,
-                   check_positive_int)
+from ..validate import BOOLEAN, any_number, field, integer, number, one_of, optional
+from . import elrg, ppl_for
+from .base import APPROXIMATION, Algorithm, Display, Engine, Plan, elbo_postfix, lr_hint
 
 
 @dataclass
 class VIOptions:
-    num_steps: int = 2000
-    lr: float = 1e-2
-    batch_size: int | None = None  # None: full batch
-    num_particles: int = 1
-    num_draws: int = 200
-    init_scale: float = 0.01  # initial posterior std of every parameter (autoguides)
-
-    def __post_init__(self):
-        owner = "vi"
-        for name in ("num_steps", "num_particles", "num_draws"):
-            check_positive_int(owner, name, getattr(self, name))
-        check_optional_int(owner, "batch_size", self.batch_size)
-        check_positive_float(owner, "lr", self.lr)
-        check_positive_float(owner, "init_scale", self.init_scale)
+    num_steps: int = field(2000, integer(1), "optimiser (Adam) steps")
+    lr: float = field(1e-2, number(0.0), "Adam's learning rate")
+    batch_size: int | None = field(None, optional(integer(1)), "rows per step; None: the full data set")
+    num_particles: int = field(1, integer(1), "draws per ELBO estimate")
+    num_draws: int = field(200, integer(1), "draws from the fitted family")
+    init_scale: float = field(0.01, number(0.0), "initial posterior std of every parameter")
 
 
 @dataclass
 class LowRankVIOptions(VIOptions):
-    rank: int = 4
-    per_layer: bool = False  # True: the paper's ELRG family (per-layer low rank, local reparameterisation)
-    learn_diag: bool = True  # per_layer only: False fixes the diagonal variance at exp(init_logvar) (the paper)
-    init_logvar: float = -10.0  # per_layer only: initial (or fixed) log-variance of the diagonal part
-    lowrank_noise: str = "per_example"  # per_layer only: "per_example" (the paper's code) or "per_batch" (faster)
-
-    def __post_init__(self):
-        super().__post_init__()
-        check_positive_int("lowrank_vi", "rank", self.rank)
-        check_choice("lowrank_vi", "lowrank_noise", self.lowrank_noise, ("per_example", "per_batch"))
-        for name in ("per_layer", "learn_diag"):
-            check_choice("lowrank_vi", name, getattr(self, name), (True, False))
-        if not isinstance(self.init_logvar, (int, float)) or isinstance(self.init_logvar, bool):
-            raise ValueError(f"lowrank_vi option init_logvar={self.init_logvar!r} is not valid; accepted: a number")
-
-
-def _nan_hint(lr: float) -> str:
-    return f"try a smaller learning rate (lr={lr:g} now, e.g. lr={lr / 10:g})"
-
-
-def _elbo_postfix(info) -> dict:
-    return {"elbo": f"{-float(info['loss'].mean()):.4g}"}
+    rank: int = field(4, integer(1), "columns of the low-rank factor (per layer with per_layer=True)")
+    per_layer: bool = field(False, BOOLEAN, "True: the paper's ELRG family (per-layer low rank, local "
+                                            "reparameterisation)")
+    learn_diag: bool = field(True, BOOLEAN, "per_layer only: False fixes the diagonal variance at exp(init_logvar) "
+                                            "(the paper)")
+    init_logvar: float = field(-10.0, any_number(), "per_layer only: initial (or fixed) log-variance of the diagonal")
+    lowrank_noise: str = field("per_example", one_of(*elrg.LOWRANK_NOISE),
+                               "per_layer only: low-rank noise per example (the paper's code) or per batch (faster)")
 
 
 class MFVI(Engine):
+    """Mean-field Gaussian variational inference (JAX over NumPyro's log joint, or Pyro)."""
+
     name = "mfvi"
     Options = VIOptions
-    description = "mean-field Gaussian variational inference (NumPyro SVI + AutoNormal, or Pyro)"
     when_to_use = "fast, scalable baseline; underestimates variance and misses correlations"
+    objective = "negative_elbo"
     backends = ("numpyro", "pyro")
-    uses_minibatches = True
-    guide = "normal"
+    guide = "normal"  # the Gaussian family (ppl_numpyro.svi / ppl_pyro.svi)
+
+    def plan(self, options, n_rows: int) -> Plan:
+        return Plan(options.num_steps, APPROXIMATION, 1, options.batch_size, num_draws=options.num_draws)
+
+    def display(self, options, n_rows: int) -> Display:
+        return Display(elbo_postfix, lr_hint(options.lr))
 
     def build(self, model, data, options, backend) -> Algorithm:
-        from . import ppl_for
-
-        ppl = ppl_for(backend)
-        parts = ppl.svi(model, self.guide, options.init_scale, options.lr, options.num_particles,
-                        getattr(options, "rank", None))
-        n = data.n
-        particles = options.num_particles
-
-        def init(key, start, batch):
-            return parts.init(key, start, batch, n)
-
-        def step(state, batch, key):
-            state, loss = parts.update(state, batch, n, key)
-            return state, {"loss": loss, "grad_evals": particles}
-
-        return Algorithm(init, step, options.num_steps, APPROXIMATION, draws=parts.sample, num_draws=options.num_draws,
-                         batch_size=options.batch_size, postfix=_elbo_postfix, nan_hint=_nan_hint(options.lr),
-                         runtime=ppl.RUNTIME, extra={"objective": "negative_elbo"})
+        return ppl_for(backend).svi(model, self.guide, options, data.n)
 
 
 class LowRankVI(MFVI):
-    name = "lowrank_vi"
-    Options = LowRankVIOptions
-    description = ("low-rank-plus-diagonal Gaussian VI: one global AutoLowRankMultivariateNormal, or per layer "
-                   "(per_layer=True, the paper's ELRG family)")
+    """Low-rank-plus-diagonal Gaussian VI: one global Gaussian, or per layer (per_layer=True, the paper's ELRG
+    family)."""
+
+    name, Options, guide = "lowrank_vi", LowRankVIOptions, "lowrank"
     when_to_use = "captures correlations MFVI misses; per_layer=True reproduces the paper's BNN runs and scales"
-    guide = "lowrank"
+
+    def facts(self, options, n_rows: int) -> dict:
+        if not options.per_layer:
+            return super().facts(options, n_rows)
+        return {"objective": self.objective, "family": "elrg_per_layer", "rank": options.rank,
+                "learn_diag": options.learn_diag, "lowrank_noise": options.lowrank_noise}
 
     def build(self, model, data, options, backend) -> Algorithm:
         if not options.per_layer:
             return super().build(model, data, options, backend)
         if backend != "numpyro":
             raise ValueError("lowrank_vi with per_layer=True runs on the JAX backend only; use backend='numpyro'")
-        from .elrg import build_elrg
-
-        return build_elrg(model, data, options)
+        return elrg.build(model, data.n, options)

@@ -21,6 +21,7 @@ from typing import ClassVar
 
 import numpy as np
 
+from ..validate import Rule, check_fields, field, integer, invalid, number, one_of
 from . import constants as C
 from .graph import Act, AvgPool2, Conv, Dense, Flatten, GlobalAvgPool, Norm, Residual, weight_layers
 from .layout import Layout
@@ -33,45 +34,41 @@ FIGLU_INITS = ("scaled", "unscaled")
 SPEC_FORMAT_VERSION = 1
 
 
-def _check_choice(param: str, value, options) -> None:
-    if value not in options:
-        raise ValueError(f"{param}={value!r} is not valid; accepted: {', '.join(map(repr, options))}")
-
-
-def _check_positive_ints(param: str, values) -> tuple[int, ...]:
-    values = tuple(values)
-    for i, v in enumerate(values):
-        if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v <= 0:
-            raise ValueError(f"{param}[{i}]={v!r} is not valid; accepted: integers >= 1")
-    return tuple(int(v) for v in values)
-
-
-def _check_positive_int(param: str, value) -> int:
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value <= 0:
-        raise ValueError(f"{param}={value!r} is not valid; accepted: an integer >= 1")
-    return int(value)
+def _is_int(v) -> bool:
+    return isinstance(v, (int, np.integer)) and not isinstance(v, bool)
 
 
 def _as_tuple(value):
     return tuple(value) if isinstance(value, (list, tuple)) else value
 
 
-def _hidden_widths(hidden) -> tuple[int, ...]:
-    """``hidden`` as a tuple of widths: an int is one hidden layer, a list or tuple one entry per layer."""
-    if isinstance(hidden, (int, np.integer)) and not isinstance(hidden, bool):
-        return _check_positive_ints("hidden", (hidden,))
-    if not isinstance(hidden, (list, tuple)):
-        raise ValueError(f"hidden={hidden!r} is not valid; accepted: an int (one hidden layer) or a list/tuple of "
-                         "widths, e.g. (64, 64); () for no hidden layer")
-    return _check_positive_ints("hidden", hidden)
+def _widths(v) -> tuple[int, ...]:
+    return (int(v),) if _is_int(v) else tuple(int(x) for x in v)
+
+
+def _is_widths(v) -> bool:
+    return (_is_int(v) and v >= 1) or (isinstance(v, (list, tuple)) and all(_is_int(x) and x >= 1 for x in v))
+
+
+# the rules of the spec fields (validate.Rule: what is accepted, a test, the canonical form)
+HIDDEN = Rule("an int (one hidden layer) or a list/tuple of widths, e.g. (64, 64); () for no hidden layer", _is_widths,
+              _widths)
+CHANNELS = Rule("a non-empty list/tuple of integers >= 1", lambda v: isinstance(v, (list, tuple)) and len(v) > 0
+                and _is_widths(v), _widths)
+IMAGE_SHAPE = Rule("(channels, height, width), integers >= 1", lambda v: isinstance(v, (list, tuple)) and len(v) == 3
+                   and _is_widths(v), _widths)
+ODD_INT = Rule("an odd integer >= 1", lambda v: _is_int(v) and v >= 1 and v % 2 == 1, int)
+PER_LAYER = Rule("one value, or one per weight layer", lambda v: True, _as_tuple)  # resolved per layer in the graph
+RESNET_DEPTH = Rule("6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110)", lambda v: _is_int(v) and v >= 8 and (v - 2) % 6 == 0,
+                    int)
+RESNET_WIDTH = Rule("a multiplier with round(16 * width) >= 1", lambda v: number().test(v) and round(16 * v) >= 1, float)
 
 
 def check_init_scheme(value):
     """A weight-init scheme: one of INIT_SCHEMES, or a callable ``f(param: ParamInfo, rng) -> array``."""
     if callable(value) or value in INIT_SCHEMES:
         return value
-    raise ValueError(f"init={value!r} is not valid; accepted: {', '.join(map(repr, INIT_SCHEMES))} or a callable "
-                     "f(param_info, rng) -> array")
+    raise invalid("init", value, f"{', '.join(map(repr, INIT_SCHEMES))} or a callable f(param_info, rng) -> array")
 
 
 def _scheme_name(scheme) -> str:
@@ -166,21 +163,29 @@ class _GraphBuilder:
 
 @dataclass(frozen=True)
 class NetSpec:
-    """Shared behaviour of all network specs (not instantiated directly)."""
+    """Shared behaviour of all network specs (not instantiated directly).
+
+    Every spec is a frozen dataclass whose fields carry their rules (``validate.field``): building one checks
+    each field and stores its canonical form (a list as a tuple, an int ``hidden`` as one layer), then the
+    rules that tie fields together. The fields every family shares are keyword-only and come last.
+    """
 
     family: ClassVar[str] = ""
 
-    # ----- derived structure -------------------------------------------------------------------
-    def _validate_common(self) -> None:
-        _check_choice("symmetry", self.symmetry, SYMMETRIES)
-        _check_choice("norm", self.norm, NORMS)
-        if not isinstance(self.seed, (int, np.integer)) or isinstance(self.seed, bool) or self.seed < 0:
-            raise ValueError(f"seed={self.seed!r} is not valid; accepted: an integer >= 0")
-        if (not isinstance(self.figlu_scale, (int, float, np.floating)) or isinstance(self.figlu_scale, bool)
-                or not np.isfinite(self.figlu_scale) or self.figlu_scale <= 0):
-            raise ValueError(f"figlu_scale={self.figlu_scale!r} is not valid; accepted: a finite number > 0")
-        _check_choice("figlu_init", self.figlu_init, FIGLU_INITS)
+    symmetry: str = field("standard", one_of(*SYMMETRIES), "standard, w_asym or sigma_asym", kw_only=True)
+    norm: str = field("none", one_of(*NORMS), "normalisation after each hidden layer", kw_only=True)
+    n_fix: object = field(None, PER_LAYER, "W-Asym: fixed entries per row; None: about 1/32 of each row",
+                          kw_only=True)
+    kappa: object = field(None, PER_LAYER, "W-Asym: scale of the fixed values; None: 0.5", kw_only=True)
+    figlu_scale: float = field(1.0, number(0.0), "sigma-Asym: scale of the FiGLU matrix", kw_only=True)
+    seed: int = field(0, integer(0), "seed of the constants (masks, fixed values, FiGLU)", kw_only=True)
+    init_scheme: object = field("kaiming_normal", None, "init scheme of the free parameters", kw_only=True)
+    figlu_init: str = field("scaled", one_of(*FIGLU_INITS), "FiGLU matrix N(0, s^2 / d) or N(0, s^2)", kw_only=True)
+
+    def __post_init__(self):
+        check_fields(self, self.family)
         check_init_scheme(self.init_scheme)
+        self._check_shape()
         if self.symmetry != "w_asym":
             given = [p for p in ("n_fix", "kappa") if getattr(self, p) is not None]
             if given:
@@ -188,8 +193,7 @@ class NetSpec:
                 raise ValueError(f"{' and '.join(given)} {verb} only to symmetry='w_asym' (fixed entries per row); "
                                  f"this network is symmetry={self.symmetry!r}: leave {' and '.join(given)} unset")
         for param in ("n_fix", "kappa"):
-            value = _as_tuple(getattr(self, param))
-            object.__setattr__(self, param, value)
+            value = getattr(self, param)
             if isinstance(value, tuple) and len(value) != self.num_weight_layers():
                 raise ValueError(
                     f"{param} has {len(value)} entries; accepted: one value, or exactly one per weight layer "
@@ -197,6 +201,10 @@ class NetSpec:
                 )
         self.graph()  # resolves and validates every per-layer setting now, not at first use
 
+    def _check_shape(self) -> None:
+        """Family-specific rules that tie fields together (each field's own rule is already checked)."""
+
+    # ----- derived structure -------------------------------------------------------------------
     def num_weight_layers(self) -> int:
         """Number of Dense/Conv layers: the length a per-layer n_fix or kappa tuple must have."""
         return len(weight_layers(self._build(_GraphBuilder(self, resolve=False))))
@@ -367,30 +375,11 @@ class MLP(NetSpec):
     stay standard under the default rule.
     """
 
-    in_features: int
-    hidden: tuple = (64, 64)
-    out_features: int = 1
-    symmetry: str = "standard"
-    norm: str = "none"
-    n_fix: object = None
-    kappa: object = None
-    figlu_scale: float = 1.0
-    seed: int = 0
-    init_scheme: object = "kaiming_normal"
-    figlu_init: str = "scaled"
+    in_features: int = field(rule=integer(1), doc="input features")
+    hidden: tuple = field((64, 64), HIDDEN, "hidden widths")
+    out_features: int = field(1, integer(1), "outputs")
 
     family: ClassVar[str] = "MLP"
-
-    def __init__(self, in_features: int, hidden=(64, 64), out_features: int = 1, symmetry: str = "standard",
-                 norm: str = "none", n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0,
-                 init_scheme="kaiming_normal", figlu_init: str = "scaled"):
-        object.__setattr__(self, "in_features", _check_positive_int("in_features", in_features))
-        object.__setattr__(self, "hidden", _hidden_widths(hidden))
-        object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
-        for k, v in dict(symmetry=symmetry, norm=norm, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
-                         seed=seed, init_scheme=init_scheme, figlu_init=figlu_init).items():
-            object.__setattr__(self, k, v)
-        self._validate_common()
 
     @property
     def input_shape(self) -> tuple[int, ...]:
@@ -436,58 +425,26 @@ class CNN(NetSpec):
     channel have one filter per row and fall back to entries).
     """
 
-    input_shape: tuple = (1, 8, 8)
-    channels: tuple = (16, 32)
-    out_features: int = 10
-    hidden: tuple = ()
-    kernel_size: int = 3
-    head: str = "flatten"
-    symmetry: str = "standard"
-    norm: str = "none"
-    groups: int = 1
-    mask_kind: str = "entry"
-    n_fix: object = None
-    kappa: object = None
-    figlu_scale: float = 1.0
-    seed: int = 0
-    init_scheme: object = "kaiming_normal"
-    figlu_init: str = "scaled"
+    input_shape: tuple = field((1, 8, 8), IMAGE_SHAPE, "(channels, height, width) of an input")
+    channels: tuple = field((16, 32), CHANNELS, "conv widths, one 2x2-pooled block each")
+    out_features: int = field(10, integer(1), "outputs")
+    hidden: tuple = field((), HIDDEN, "dense widths after the conv trunk")
+    kernel_size: int = field(3, ODD_INT, "conv kernel size")
+    head: str = field("flatten", one_of("flatten", "global_avg"), "flatten or global average pool")
+    groups: int = field(1, integer(1), "GroupNorm groups (norm='group')", kw_only=True)
+    mask_kind: str = field("entry", one_of(*MASK_KINDS), "W-Asym: fix entries, or whole k x k filters", kw_only=True)
 
     family: ClassVar[str] = "CNN"
 
-    def __init__(self, input_shape=(1, 8, 8), channels=(16, 32), out_features: int = 10, hidden=(),
-                 kernel_size: int = 3, head: str = "flatten", symmetry: str = "standard", norm: str = "none",
-                 groups: int = 1, mask_kind: str = "entry", n_fix=None, kappa=None, figlu_scale: float = 1.0,
-                 seed: int = 0, init_scheme="kaiming_normal", figlu_init: str = "scaled"):
-        shape = _check_positive_ints("input_shape", _as_tuple(input_shape))
-        if len(shape) != 3:
-            raise ValueError(f"input_shape={input_shape!r} is not valid; accepted: (channels, height, width)")
-        object.__setattr__(self, "input_shape", shape)
-        object.__setattr__(self, "channels", _check_positive_ints("channels", _as_tuple(channels)))
-        if not self.channels:
-            raise ValueError("channels=() is not valid; accepted: at least one conv layer width")
-        object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
-        object.__setattr__(self, "hidden", _hidden_widths(hidden))
-        k = _check_positive_int("kernel_size", kernel_size)
-        if k % 2 == 0:
-            raise ValueError(f"kernel_size={k} is not valid; accepted: an odd integer >= 1")
-        object.__setattr__(self, "kernel_size", k)
-        _check_choice("head", head, ("flatten", "global_avg"))
-        _check_choice("mask_kind", mask_kind, MASK_KINDS)
-        for name, v in dict(head=head, symmetry=symmetry, norm=norm, groups=_check_positive_int("groups", groups),
-                            mask_kind=mask_kind, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
-                            seed=seed, init_scheme=init_scheme, figlu_init=figlu_init).items():
-            object.__setattr__(self, name, v)
-        c, h, w = shape
+    def _check_shape(self) -> None:
+        h, w = self.input_shape[1:]
         for _ in self.channels:
             h, w = h // 2, w // 2
         if h < 1 or w < 1:
             raise ValueError(
-                f"input_shape={shape} is too small for {len(self.channels)} conv blocks (each halves height and "
-                "width); accepted: fewer channels entries or larger images"
+                f"input_shape={self.input_shape} is too small for {len(self.channels)} conv blocks (each halves "
+                "height and width); accepted: fewer channels entries or larger images"
             )
-        self._validate_common()
-
 
     def _build(self, b):
         nodes = []
@@ -523,46 +480,15 @@ class ResNet(NetSpec):
     norm="group" (GroupNorm with ``groups`` groups) or "layer" (one group: LayerNorm over C, H, W).
     """
 
-    input_shape: tuple = (3, 32, 32)
-    out_features: int = 10
-    depth: int = 20
-    width: float = 1.0
-    symmetry: str = "standard"
-    norm: str = "group"
-    groups: int = 4
-    mask_kind: str = "entry"
-    n_fix: object = None
-    kappa: object = None
-    figlu_scale: float = 1.0
-    seed: int = 0
-    init_scheme: object = "kaiming_normal"
-    figlu_init: str = "scaled"
+    input_shape: tuple = field((3, 32, 32), IMAGE_SHAPE, "(channels, height, width) of an input")
+    out_features: int = field(10, integer(1), "outputs")
+    depth: int = field(20, RESNET_DEPTH, "layers: 6n + 2")
+    width: float = field(1.0, RESNET_WIDTH, "width multiplier: stages of 16w, 32w, 64w channels")
+    norm: str = field("group", one_of("group", "layer"), "GroupNorm or LayerNorm over (C, H, W)", kw_only=True)
+    groups: int = field(4, integer(1), "GroupNorm groups", kw_only=True)
+    mask_kind: str = field("entry", one_of(*MASK_KINDS), "W-Asym: fix entries, or whole k x k filters", kw_only=True)
 
     family: ClassVar[str] = "ResNet"
-
-    def __init__(self, input_shape=(3, 32, 32), out_features: int = 10, depth: int = 20, width: float = 1.0,
-                 symmetry: str = "standard", norm: str = "group", groups: int = 4, mask_kind: str = "entry",
-                 n_fix=None, kappa=None, figlu_scale: float = 1.0, seed: int = 0, init_scheme="kaiming_normal",
-                 figlu_init: str = "scaled"):
-        shape = _check_positive_ints("input_shape", _as_tuple(input_shape))
-        if len(shape) != 3:
-            raise ValueError(f"input_shape={input_shape!r} is not valid; accepted: (channels, height, width)")
-        object.__setattr__(self, "input_shape", shape)
-        object.__setattr__(self, "out_features", _check_positive_int("out_features", out_features))
-        if not isinstance(depth, (int, np.integer)) or depth < 8 or (depth - 2) % 6:
-            raise ValueError(f"depth={depth!r} is not valid; accepted: 6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110)")
-        object.__setattr__(self, "depth", int(depth))
-        if not isinstance(width, (int, float)) or not np.isfinite(width) or round(16 * width) < 1:
-            raise ValueError(f"width={width!r} is not valid; accepted: a multiplier with round(16 * width) >= 1")
-        object.__setattr__(self, "width", float(width))
-        _check_choice("mask_kind", mask_kind, MASK_KINDS)
-        if norm == "none":
-            raise ValueError("norm='none' is not valid for ResNet; accepted: 'group', 'layer'")
-        for name, v in dict(symmetry=symmetry, norm=norm, groups=_check_positive_int("groups", groups),
-                            mask_kind=mask_kind, n_fix=n_fix, kappa=kappa, figlu_scale=figlu_scale,
-                            seed=seed, init_scheme=init_scheme, figlu_init=figlu_init).items():
-            object.__setattr__(self, name, v)
-        self._validate_common()
 
     @property
     def stage_channels(self) -> tuple[int, int, int]:
