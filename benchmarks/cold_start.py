@@ -57,9 +57,12 @@ def run_fit(engine: str, cache: Path, hashseed: int) -> dict:
     out = subprocess.run([PYTHON, "-c", FIT_SCRIPT, engine], capture_output=True, text=True, env=env, check=True)
     wall = time.perf_counter() - start
     log = out.stderr
-    return {"wall_s": wall, "in_process_s": float(re.search(r"TOTAL ([\d.]+)", log).group(1)),
-            "cache_misses": len(re.findall(r"PERSISTENT COMPILATION CACHE MISS", log)),
-            "missed": sorted(set(re.findall(r"CACHE MISS for '([^']+)'", log)))}
+    return {
+        "wall_s": wall,
+        "in_process_s": float(re.search(r"TOTAL ([\d.]+)", log).group(1)),
+        "cache_misses": len(re.findall(r"PERSISTENT COMPILATION CACHE MISS", log)),
+        "missed": sorted(set(re.findall(r"CACHE MISS for '([^']+)'", log))),
+    }
 
 
 def help_time(repeats: int) -> list[float]:
@@ -83,8 +86,13 @@ def pruning() -> dict:
         freed = prune_cache(d, max_bytes=5_000_000)
         after = cache_size(Path(d))
         oldest_left = min(int(p.name.split("-")[1]) for p in Path(d).iterdir())
-    return {"before_bytes": before, "cap_bytes": 5_000_000, "after_bytes": after, "freed_bytes": freed,
-            "oldest_entry_left": oldest_left}
+    return {
+        "before_bytes": before,
+        "cap_bytes": 5_000_000,
+        "after_bytes": after,
+        "freed_bytes": freed,
+        "oldest_entry_left": oldest_left,
+    }
 
 
 def main():
@@ -100,8 +108,12 @@ def main():
             cold = run_fit(engine, cache, hashseed=1)
             size_after_first = cache_size(cache)
             warm = [run_fit(engine, cache, hashseed=2 + r) for r in range(args.repeats)]
-            out["engines"][engine] = {"cold": cold, "warm": warm, "cache_bytes_after_first": size_after_first,
-                                      "cache_bytes_after_all": cache_size(cache)}
+            out["engines"][engine] = {
+                "cold": cold,
+                "warm": warm,
+                "cache_bytes_after_first": size_after_first,
+                "cache_bytes_after_all": cache_size(cache),
+            }
             print(engine, out["engines"][engine], flush=True)
     out["pruning"] = pruning()
     from bnn_asym.io import atomic_write_text
@@ -112,9 +124,13 @@ def main():
 
 
 def table(out: dict) -> str:
-    lines = ["Cold starts (a new process each; the warm runs use a different PYTHONHASHSEED each)", "",
-             "| measure | value | target |", "|---|---|---|",
-             f"| `bnn-asym --help` (best of {len(out['help_s'])}) | {min(out['help_s']):.2f} s | <= 1 s |"]
+    lines = [
+        "Cold starts (a new process each; the warm runs use a different PYTHONHASHSEED each)",
+        "",
+        "| measure | value | target |",
+        "|---|---|---|",
+        f"| `bnn-asym --help` (best of {len(out['help_s'])}) | {min(out['help_s']):.2f} s | <= 1 s |",
+    ]
     targets = {"mfvi": 3.0, "nuts": 5.0}
     for engine, r in out["engines"].items():
         warm = [w["wall_s"] for w in r["warm"]]
@@ -128,9 +144,12 @@ def table(out: dict) -> str:
             f"| {engine}: cache growth over later processes | {grew} bytes | 0 |",
         ]
     p = out["pruning"]
-    lines.append(f"| pruning: 10 MB cache, 5 MB cap | {p['after_bytes'] / 1e6:.1f} MB left, the 60 oldest entries "
-                 f"removed | <= cap |" if p["oldest_entry_left"] == 60 else
-                 f"| pruning: 10 MB cache, 5 MB cap | {p['after_bytes'] / 1e6:.1f} MB left | <= cap |")
+    lines.append(
+        f"| pruning: 10 MB cache, 5 MB cap | {p['after_bytes'] / 1e6:.1f} MB left, the 60 oldest entries "
+        f"removed | <= cap |"
+        if p["oldest_entry_left"] == 60
+        else f"| pruning: 10 MB cache, 5 MB cap | {p['after_bytes'] / 1e6:.1f} MB left | <= cap |"
+    )
     lines += ["", f"Machine: {out['machine']}", ""]
     return "\n".join(lines)
 

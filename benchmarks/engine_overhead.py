@@ -58,18 +58,29 @@ def chain_inits(model, chains):
 def hand_written_nuts(model, X, y, warmup, samples, chains):
     from numpyro.infer import MCMC, NUTS
 
-    mcmc = MCMC(NUTS(model.numpyro_model()), num_warmup=warmup, num_samples=samples, num_chains=chains,
-                chain_method="parallel", progress_bar=False)
+    mcmc = MCMC(
+        NUTS(model.numpyro_model()),
+        num_warmup=warmup,
+        num_samples=samples,
+        num_chains=chains,
+        chain_method="parallel",
+        progress_bar=False,
+    )
     start = time.perf_counter()
     mcmc.run(jax.random.PRNGKey(0), jnp.asarray(X), jnp.asarray(y), init_params=chain_inits(model, chains))
     jax.block_until_ready(mcmc.get_samples())
     return time.perf_counter() - start
 
 
+def quiet_fit(model, X, y, **options):
+    """bnn_asym.fit without a progress bar (what every measurement here times)."""
+    return bnn_asym.fit(model, X, y, progress=False, **options)
+
+
 def fit_nuts(model, X, y, warmup, samples, chains):
     start = time.perf_counter()
-    post = bnn_asym.fit(model, X, y, engine="nuts", num_warmup=warmup, num_samples=samples, num_chains=chains,
-                        chain_method="parallel", progress=False)
+    options = dict(num_warmup=warmup, num_samples=samples, num_chains=chains, chain_method="parallel")
+    post = quiet_fit(model, X, y, engine="nuts", **options)
     return time.perf_counter() - start, post
 
 
@@ -146,7 +157,7 @@ def hand_written_svi(model, X, y, steps):
 
 def fit_svi(model, X, y, steps):
     start = time.perf_counter()
-    bnn_asym.fit(model, X, y, engine="mfvi", num_steps=steps, lr=1e-2, progress=False)
+    quiet_fit(model, X, y, engine="mfvi", num_steps=steps, lr=1e-2)
     return steps / (time.perf_counter() - start)
 
 
@@ -187,29 +198,38 @@ def hand_written_sgld(model, X, y, steps, chains, batch, step_size):
 
 def fit_sgld(model, X, y, steps, chains, batch, step_size):
     start = time.perf_counter()
-    bnn_asym.fit(model, X, y, engine="sgld", num_warmup=0, num_samples=steps, num_chains=chains, batch_size=batch,
-                 step_size=step_size, chain_method="parallel", progress=False)
+    options = dict(num_warmup=0, num_samples=steps, num_chains=chains, batch_size=batch, step_size=step_size)
+    quiet_fit(model, X, y, engine="sgld", chain_method="parallel", **options)
     return chains * steps / (time.perf_counter() - start)
 
 
 def ess_per_second(model, X, y, backend, warmup, samples):
-    post = bnn_asym.fit(model, X, y, engine="nuts", backend=backend, num_warmup=warmup, num_samples=samples,
-                        num_chains=2, max_tree_depth=6, progress=False)
+    options = dict(num_warmup=warmup, num_samples=samples, num_chains=2, max_tree_depth=6)
+    post = quiet_fit(model, X, y, engine="nuts", backend=backend, **options)
     d = post.diagnostics()
     wall = post.info["wall_time_s"]
-    return {"wall_s": wall, "grad_evals": d["grad_evals"], "grad_evals_per_s": d["grad_evals"] / wall,
-            "min_ess_bulk_params": d["parameters"]["min_ess_bulk"],
-            "median_ess_bulk_params": d["parameters"]["median_ess_bulk"],
-            "min_ess_bulk_pred": d["predictions"]["min_ess_bulk"],
-            "median_ess_per_s": d["parameters"]["median_ess_bulk"] / wall,
-            "min_ess_pred_per_s": d["predictions"]["min_ess_bulk"] / wall}
+    return {
+        "wall_s": wall,
+        "grad_evals": d["grad_evals"],
+        "grad_evals_per_s": d["grad_evals"] / wall,
+        "min_ess_bulk_params": d["parameters"]["min_ess_bulk"],
+        "median_ess_bulk_params": d["parameters"]["median_ess_bulk"],
+        "min_ess_bulk_pred": d["predictions"]["min_ess_bulk"],
+        "median_ess_per_s": d["parameters"]["median_ess_bulk"] / wall,
+        "min_ess_pred_per_s": d["predictions"]["min_ess_bulk"] / wall,
+    }
 
 
 def main():
     parser = argparse.ArgumentParser()
     parser.add_argument("--quick", action="store_true", help="small settings, to check the script runs")
-    parser.add_argument("--parts", nargs="+", default=list(PARTS), choices=PARTS,
-                        help="measure only these (the others are kept from the last results file)")
+    parser.add_argument(
+        "--parts",
+        nargs="+",
+        default=list(PARTS),
+        choices=PARTS,
+        help="measure only these (the others are kept from the last results file)",
+    )
     args = parser.parse_args()
     q, parts = args.quick, set(args.parts)
     name = "engine_overhead_quick" if q else "engine_overhead"
@@ -217,8 +237,13 @@ def main():
     X, y = ds.X_train, ds.y_train
     previous = RESULTS / f"{name}.json"
     out = json.loads(previous.read_text()) if previous.exists() and parts != set(PARTS) else {}
-    out.update({"machine": machine_description(), "problem": f"digits ({len(X)} train rows), MLP 64-32-32-10 "
-                f"W-Asym, {model.net.num_free_params} free parameters, categorical likelihood"})
+    out.update(
+        {
+            "machine": machine_description(),
+            "problem": f"digits ({len(X)} train rows), MLP 64-32-32-10 "
+            f"W-Asym, {model.net.num_free_params} free parameters, categorical likelihood",
+        }
+    )
 
     warmup, samples = (50, 50) if q else (300, 300)
     if "nuts_wall" in parts:
@@ -227,8 +252,12 @@ def main():
         for _ in range(2):
             hand.append(hand_written_nuts(model, X, y, warmup, samples, 2))
             via_fit.append(fit_nuts(model, X, y, warmup, samples, 2)[0])
-        out["nuts_wall"] = {"hand_written_s": hand, "fit_s": via_fit, "ratio": min(via_fit) / min(hand),
-                            "settings": f"2 parallel chains, {warmup} warmup + {samples} samples"}
+        out["nuts_wall"] = {
+            "hand_written_s": hand,
+            "fit_s": via_fit,
+            "ratio": min(via_fit) / min(hand),
+            "settings": f"2 parallel chains, {warmup} warmup + {samples} samples",
+        }
         print("nuts wall", out["nuts_wall"], flush=True)
 
     if "gradients" in parts:
@@ -238,9 +267,15 @@ def main():
             nuts_rate, steps, compile_s = nuts_gradient_rate(model, X, y, warmup, 50 if q else 100, 200 if q else 800)
             nuts_rates.append(nuts_rate)
             raw_rates.append(raw_gradient_rate(model, X, y, n_evals=2000 if q else 20000))
-        out["nuts_gradients"] = {"nuts_grad_evals_per_s": max(nuts_rates), "raw_value_and_grad_per_s": max(raw_rates),
-                                 "ratio": max(nuts_rates) / max(raw_rates), "nuts_grad_evals_timed": steps,
-                                 "sampling_loop_compile_s": compile_s, "nuts_rates": nuts_rates, "raw_rates": raw_rates}
+        out["nuts_gradients"] = {
+            "nuts_grad_evals_per_s": max(nuts_rates),
+            "raw_value_and_grad_per_s": max(raw_rates),
+            "ratio": max(nuts_rates) / max(raw_rates),
+            "nuts_grad_evals_timed": steps,
+            "sampling_loop_compile_s": compile_s,
+            "nuts_rates": nuts_rates,
+            "raw_rates": raw_rates,
+        }
         print("gradients", out["nuts_gradients"], flush=True)
 
     svi_steps = 500 if q else 5000
@@ -249,8 +284,12 @@ def main():
         for _ in range(2):
             hand_svi.append(hand_written_svi(model, X, y, svi_steps))
             fit_rate.append(fit_svi(model, X, y, svi_steps))
-        out["mfvi_steps"] = {"hand_written_steps_per_s": hand_svi, "fit_steps_per_s": fit_rate,
-                             "ratio": max(fit_rate) / max(hand_svi), "steps": svi_steps}
+        out["mfvi_steps"] = {
+            "hand_written_steps_per_s": hand_svi,
+            "fit_steps_per_s": fit_rate,
+            "ratio": max(fit_rate) / max(hand_svi),
+            "steps": svi_steps,
+        }
         print("mfvi", out["mfvi_steps"], flush=True)
     if "sgld" in parts:
         sgld_steps = 500 if q else 5000
@@ -258,9 +297,13 @@ def main():
         for _ in range(2):  # alternate; compilation included on both sides (each compiles its own loop)
             hand.append(hand_written_sgld(model, X, y, sgld_steps, 2, 128, 3e-5))
             via_fit.append(fit_sgld(model, X, y, sgld_steps, 2, 128, 3e-5))
-        out["sgld_steps"] = {"hand_written_steps_per_s": hand, "fit_steps_per_s": via_fit,
-                             "ratio": max(via_fit) / max(hand), "steps": sgld_steps,
-                             "settings": "2 chains in parallel, batch 128, step size 3e-5"}
+        out["sgld_steps"] = {
+            "hand_written_steps_per_s": hand,
+            "fit_steps_per_s": via_fit,
+            "ratio": max(via_fit) / max(hand),
+            "steps": sgld_steps,
+            "settings": "2 chains in parallel, batch 128, step size 3e-5",
+        }
         print("sgld", out["sgld_steps"], flush=True)
     if "backends" in parts:
         out["backends"] = backend_comparison(q)
@@ -276,40 +319,48 @@ def backend_comparison(q: bool) -> dict:
     small = BayesianModel(bnn_asym.MLP(2, (16, 16), 2, symmetry="w_asym", seed=0))
     w, s = (20, 20) if q else (150, 150)
     backends = {b: ess_per_second(small, small_ds.X_train, small_ds.y_train, b, w, s) for b in ("numpyro", "pyro")}
-    return {"problem": f"moons ({len(small_ds.X_train)} rows), MLP 2-16-16-2 W-Asym, 2 chains, "
-                       f"{w} warmup + {s} samples, max tree depth 6", **backends,
-            "median_ess_per_s_ratio_numpyro_over_pyro":
-                backends["numpyro"]["median_ess_per_s"] / backends["pyro"]["median_ess_per_s"],
-            "grad_evals_per_s_ratio_numpyro_over_pyro":
-                backends["numpyro"]["grad_evals_per_s"] / backends["pyro"]["grad_evals_per_s"]}
+    return {
+        "problem": f"moons ({len(small_ds.X_train)} rows), MLP 2-16-16-2 W-Asym, 2 chains, "
+        f"{w} warmup + {s} samples, max tree depth 6",
+        **backends,
+        "median_ess_per_s_ratio_numpyro_over_pyro": backends["numpyro"]["median_ess_per_s"]
+        / backends["pyro"]["median_ess_per_s"],
+        "grad_evals_per_s_ratio_numpyro_over_pyro": backends["numpyro"]["grad_evals_per_s"]
+        / backends["pyro"]["grad_evals_per_s"],
+    }
 
 
 def table(out: dict) -> str:
     n, g, m, b = out["nuts_wall"], out["nuts_gradients"], out["mfvi_steps"], out["backends"]
     sg = out["sgld_steps"]
-    return "\n".join([
-        f"Engine overhead ({out['problem']})",
-        "",
-        "| measure | bnn_asym | reference | ratio | target |",
-        "|---|---|---|---|---|",
-        f"| NUTS wall time via fit() vs hand-written NumPyro ({n['settings']}) | {min(n['fit_s']):.1f} s | "
-        f"{min(n['hand_written_s']):.1f} s | {n['ratio']:.3f} | <= 1.10 |",
-        f"| gradient evaluations/s inside NUTS (sampling, compilation excluded) vs jitted raw value_and_grad "
-        f"loop | {g['nuts_grad_evals_per_s']:.0f} | "
-        f"{g['raw_value_and_grad_per_s']:.0f} | {g['ratio']:.3f} | >= 0.9 |",
-        f"| MFVI steps/s via fit() vs hand-written jitted SVI loop ({m['steps']} steps, init and compile included) | "
-        f"{max(m['fit_steps_per_s']):.0f} | {max(m['hand_written_steps_per_s']):.0f} | {m['ratio']:.3f} | >= 0.9 |",
-        f"| SGLD steps/s via fit() vs hand-written jitted BlackJAX SGLD loop ({sg['settings']}, {sg['steps']} steps "
-        f"per chain, compile included, every draw kept on the host) | {max(sg['fit_steps_per_s']):.0f} | {max(sg['hand_written_steps_per_s']):.0f} "
-        f"| {sg['ratio']:.3f} | >= 0.9 |",
-        f"| NUTS median ESS/s, NumPyro vs Pyro backend ({b['problem']}) | {b['numpyro']['median_ess_per_s']:.2f} | "
-        f"{b['pyro']['median_ess_per_s']:.2f} | {b['median_ess_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
-        f"| NUTS gradient evaluations/s, NumPyro vs Pyro | {b['numpyro']['grad_evals_per_s']:.0f} | "
-        f"{b['pyro']['grad_evals_per_s']:.0f} | {b['grad_evals_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
-        "",
-        f"Machine: {out['machine']}",
-        "",
-    ])
+    return "\n".join(
+        [
+            f"Engine overhead ({out['problem']})",
+            "",
+            "| measure | bnn_asym | reference | ratio | target |",
+            "|---|---|---|---|---|",
+            f"| NUTS wall time via fit() vs hand-written NumPyro ({n['settings']}) | {min(n['fit_s']):.1f} s | "
+            f"{min(n['hand_written_s']):.1f} s | {n['ratio']:.3f} | <= 1.10 |",
+            f"| gradient evaluations/s inside NUTS (sampling, compilation excluded) vs jitted raw value_and_grad "
+            f"loop | {g['nuts_grad_evals_per_s']:.0f} | "
+            f"{g['raw_value_and_grad_per_s']:.0f} | {g['ratio']:.3f} | >= 0.9 |",
+            f"| MFVI steps/s via fit() vs hand-written jitted SVI loop ({m['steps']} steps, init and compile "
+            "included) | "
+            f"{max(m['fit_steps_per_s']):.0f} | {max(m['hand_written_steps_per_s']):.0f} | {m['ratio']:.3f} | >= 0.9 |",
+            f"| SGLD steps/s via fit() vs hand-written jitted BlackJAX SGLD loop ({sg['settings']}, "
+            f"{sg['steps']} steps "
+            f"per chain, compile included, every draw kept on the host) | {max(sg['fit_steps_per_s']):.0f} | "
+            f"{max(sg['hand_written_steps_per_s']):.0f} "
+            f"| {sg['ratio']:.3f} | >= 0.9 |",
+            f"| NUTS median ESS/s, NumPyro vs Pyro backend ({b['problem']}) | {b['numpyro']['median_ess_per_s']:.2f} | "
+            f"{b['pyro']['median_ess_per_s']:.2f} | {b['median_ess_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
+            f"| NUTS gradient evaluations/s, NumPyro vs Pyro | {b['numpyro']['grad_evals_per_s']:.0f} | "
+            f"{b['pyro']['grad_evals_per_s']:.0f} | {b['grad_evals_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
+            "",
+            f"Machine: {out['machine']}",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ Writes benchmarks/results/mcmc_cell_scoring.{md,json}.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from pathlib import Path
@@ -31,10 +32,16 @@ def cell_and_reference():
     from bnn_asym.bench.suites import load_suite, parse_suite
 
     suite = load_suite("standard")
-    cell = [c for c in suite.cells() if c.engine.label == "csghmc" and c.symmetry == "standard" and c.seed == 0][0]
-    short = parse_suite({"name": "ref", "data": [{"name": "digits"}], "networks": [{"depth": 3, "width": 16}],
-                         "reference": {"options": {"num_warmup": 200, "num_samples": 200, "num_chains": 2}},
-                         "engines": [{"name": "map"}]}).reference  # enough to score against; not the suite's
+    cell = next(c for c in suite.cells() if c.engine.label == "csghmc" and c.symmetry == "standard" and c.seed == 0)
+    short = parse_suite(
+        {
+            "name": "ref",
+            "data": [{"name": "digits"}],
+            "networks": [{"depth": 3, "width": 16}],
+            "reference": {"options": {"num_warmup": 200, "num_samples": 200, "num_chains": 2}},
+            "engines": [{"name": "map"}],
+        }
+    ).reference  # enough to score against; not the suite's
     return cell, compute_reference(cell, short)
 
 
@@ -46,7 +53,9 @@ def whole_cell(cell, reference) -> list[dict]:
         start = time.perf_counter()
         m = run_cell(cell, reference)["metrics"]
         total = time.perf_counter() - start
-        runs.append({"total_s": total, "fit_s": m["fit_s"], "engine_s": m["wall_s"], "final_scoring_s": total - m["fit_s"]})
+        runs.append(
+            {"total_s": total, "fit_s": m["fit_s"], "engine_s": m["wall_s"], "final_scoring_s": total - m["fit_s"]}
+        )
         print("cell", runs[-1], flush=True)
     return runs
 
@@ -54,15 +63,12 @@ def whole_cell(cell, reference) -> list[dict]:
 def summaries(cell) -> dict:
     from arviz_stats.base import array_stats
 
-    from bnn_asym.bench.harness import build_model, load_data
-    from bnn_asym.fit import fit
+    from bnn_asym.bench.harness import fit_cell
     from bnn_asym.metrics.convergence import ess_bulk, ess_tail, split_rhat
     from bnn_asym.posterior import class_probabilities
 
-    ds = load_data(cell)
-    model = build_model(cell, ds)
-    post = fit(model, ds.X_train, ds.y_train, engine=cell.engine.name, seed=cell.seed, progress=False,
-               chain_method="sequential", **cell.engine.options_dict())
+    fitted = fit_cell(dataclasses.replace(cell, metrics=("calibration",), chain_method="sequential"))  # no curves
+    ds, post = fitted.ds, fitted.post
     params = np.concatenate([v.reshape(post.n_chains, post.n_draws, -1) for v in post.draws.values()], -1)
     preds = class_probabilities(post.outputs(ds.X_train[:200]).astype(np.float64), "categorical")
     preds = preds.reshape(post.n_chains, post.n_draws, -1)
@@ -72,9 +78,13 @@ def summaries(cell) -> dict:
 
     def arviz(x):
         m = np.moveaxis(x, -1, 0)
-        return np.stack([np.asarray(array_stats.rhat(m, chain_axis=-2, draw_axis=-1)),
-                         np.asarray(array_stats.ess(m, chain_axis=-2, draw_axis=-1, method="bulk")),
-                         np.asarray(array_stats.ess(m, chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)))])
+        return np.stack(
+            [
+                np.asarray(array_stats.rhat(m, chain_axis=-2, draw_axis=-1)),
+                np.asarray(array_stats.ess(m, chain_axis=-2, draw_axis=-1, method="bulk")),
+                np.asarray(array_stats.ess(m, chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95))),
+            ]
+        )
 
     out = {}
     for name, x in (("parameters", params), ("predictions", preds)):
@@ -90,8 +100,12 @@ def summaries(cell) -> dict:
                 else:
                     theirs = result
         rel = np.abs(mine - theirs) / np.maximum(np.abs(theirs), 1e-12)
-        out[name] = {"shape": list(x.shape), "seconds": times, "speedup": min(times["arviz"]) / min(times["bnn_asym"]),
-                     "max_relative_difference": float(np.nanmax(rel))}
+        out[name] = {
+            "shape": list(x.shape),
+            "seconds": times,
+            "speedup": min(times["arviz"]) / min(times["bnn_asym"]),
+            "max_relative_difference": float(np.nanmax(rel)),
+        }
         print(name, out[name], flush=True)
     return out
 
@@ -112,19 +126,27 @@ def main():
 
 def table(out: dict) -> str:
     warm = out["cell"][-1]
-    lines = ["Scoring cost in an SG-MCMC benchmark cell (`standard` suite: cyclical SGHMC, digits, MLP 64-16-16-10, "
-             "standard net, 2 chains x 1,000 kept draws, 10 scored checkpoints; second run in the process)", "",
-             "| part | seconds |", "|---|---|",
-             f"| whole cell | {warm['total_s']:.1f} |",
-             f"| fit() call: engine + 10 scored checkpoints | {warm['fit_s']:.1f} |",
-             f"| the engine's own steps | {warm['engine_s']:.1f} |",
-             f"| final scoring (calibration, diagnostics, modes, barriers, aligned R-hat) | {warm['final_scoring_s']:.1f} |",
-             "", "Rank-normalised R-hat + bulk ESS + tail ESS of that posterior, best of 3 alternated:", "",
-             "| values | bnn_asym.metrics s | ArviZ array_stats s | speed-up | largest relative difference |",
-             "|---|---|---|---|---|"]
+    lines = [
+        "Scoring cost in an SG-MCMC benchmark cell (`standard` suite: cyclical SGHMC, digits, MLP 64-16-16-10, "
+        "standard net, 2 chains x 1,000 kept draws, 10 scored checkpoints; second run in the process)",
+        "",
+        "| part | seconds |",
+        "|---|---|",
+        f"| whole cell | {warm['total_s']:.1f} |",
+        f"| fit() call: engine + 10 scored checkpoints | {warm['fit_s']:.1f} |",
+        f"| the engine's own steps | {warm['engine_s']:.1f} |",
+        f"| final scoring (calibration, diagnostics, modes, barriers, aligned R-hat) | {warm['final_scoring_s']:.1f} |",
+        "",
+        "Rank-normalised R-hat + bulk ESS + tail ESS of that posterior, best of 3 alternated:",
+        "",
+        "| values | bnn_asym.metrics s | ArviZ array_stats s | speed-up | largest relative difference |",
+        "|---|---|---|---|---|",
+    ]
     for name, r in out["summaries"].items():
-        lines.append(f"| {name} {tuple(r['shape'])} | {min(r['seconds']['bnn_asym']):.2f} | "
-                     f"{min(r['seconds']['arviz']):.2f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} |")
+        lines.append(
+            f"| {name} {tuple(r['shape'])} | {min(r['seconds']['bnn_asym']):.2f} | "
+            f"{min(r['seconds']['arviz']):.2f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} |"
+        )
     lines += ["", f"Machine: {out['machine']}", ""]
     return "\n".join(lines)
 

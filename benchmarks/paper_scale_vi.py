@@ -102,14 +102,18 @@ def fit_rate(model, X, y, device, engine, options, short, long) -> dict:
     for steps in (short, long):
         post = bnn_asym.fit(model, X, y, engine=engine, num_steps=steps, progress=False, device=device, **options)
         walls[steps] = post.run_info.wall_time_s
-    return {"steps_per_s": (long - short) / (walls[long] - walls[short]), "wall_s": walls,
-            "first_chunk_s": post.run_info.first_chunk_s}
+    return {
+        "steps_per_s": (long - short) / (walls[long] - walls[short]),
+        "wall_s": walls,
+        "first_chunk_s": post.run_info.first_chunk_s,
+    }
 
 
 def first_steps(device: str, cache: str) -> dict:
     env = {**os.environ, "BNN_ASYM_JAX_CACHE": cache}
-    out = subprocess.run([sys.executable, "-c", FIRST_STEPS, device], capture_output=True, text=True, env=env,
-                         check=True).stdout
+    out = subprocess.run(
+        [sys.executable, "-c", FIRST_STEPS, device], capture_output=True, text=True, env=env, check=True
+    ).stdout
     fit_s, total_s = (float(x) for x in out.split()[1::2])
     return {"fit_s": fit_s, "process_s": total_s}
 
@@ -129,23 +133,27 @@ def main():
     short, long = (20, 60) if args.quick else (100, 600)
     if args.device == "gpu":
         short, long = (200, 2000) if not args.quick else (50, 200)
-    out = {"machine": machine_description() + (f", {device.device_kind}" if args.device == "gpu" else ""),
-           "problem": f"paper BNN MLP (depth 16, width 256, LayerNorm, W-Asym, {model.net.num_free_params:,} free "
-                      f"parameters), MNIST digits ({len(ds.X_train)} train rows), batch 250",
-           "device": args.device}
+    out = {
+        "machine": machine_description() + (f", {device.device_kind}" if args.device == "gpu" else ""),
+        "problem": f"paper BNN MLP (depth 16, width 256, LayerNorm, W-Asym, {model.net.num_free_params:,} free "
+        f"parameters), MNIST digits ({len(ds.X_train)} train rows), batch 250",
+        "device": args.device,
+    }
     X, y = ds.X_train, ds.y_train
     out["map"] = {"steps_per_s": map_rate(model, X, y, device, 5 * long // 2)}
     print("map", out["map"], flush=True)
     out["elrg"] = fit_rate(model, X, y, args.device, "lowrank_vi", PAPER_ELRG, short, long)
     out["elrg"]["ratio_to_map"] = out["elrg"]["steps_per_s"] / out["map"]["steps_per_s"]
     print("elrg", out["elrg"], flush=True)
-    out["elrg_per_batch"] = fit_rate(model, X, y, args.device, "lowrank_vi", {**PAPER_ELRG, "lowrank_noise": "per_batch"},
-                                     short, long)
+    out["elrg_per_batch"] = fit_rate(
+        model, X, y, args.device, "lowrank_vi", {**PAPER_ELRG, "lowrank_noise": "per_batch"}, short, long
+    )
     out["elrg_per_batch"]["ratio_to_map"] = out["elrg_per_batch"]["steps_per_s"] / out["map"]["steps_per_s"]
     print("elrg per batch", out["elrg_per_batch"], flush=True)
     out["map_after"] = {"steps_per_s": map_rate(model, X, y, device, 5 * long // 2)}  # the machine may drift
-    out["lowrank_global"] = fit_rate(model, X, y, args.device, "lowrank_vi",
-                                     dict(rank=4, lr=5e-4, batch_size=250, num_draws=25), short, long)
+    out["lowrank_global"] = fit_rate(
+        model, X, y, args.device, "lowrank_vi", dict(rank=4, lr=5e-4, batch_size=250, num_draws=25), short, long
+    )
     print("lowrank global", out["lowrank_global"], flush=True)
     out["mfvi"] = fit_rate(model, X, y, args.device, "mfvi", dict(lr=5e-4, batch_size=250, num_draws=25), short, long)
     print("mfvi", out["mfvi"], flush=True)
@@ -165,24 +173,33 @@ def table(out: dict) -> str:
     target_rate = ">= 950 (H100)" if gpu else ">= 50"
     e, b = out["elrg"], out["elrg_per_batch"]
     map_rate_ = (out["map"]["steps_per_s"] + out["map_after"]["steps_per_s"]) / 2
-    return "\n".join([
-        f"Paper-scale VI ({out['problem']}; {out['device']})", "",
-        "| measure | value | target |", "|---|---|---|",
-        f"| hand-written jitted Adam MAP step (reference; before / after the others) | {out['map']['steps_per_s']:.1f} / "
-        f"{out['map_after']['steps_per_s']:.1f} steps/s | - |",
-        f"| lowrank_vi per_layer=True (ELRG, rank 4, paper settings, per-example low-rank noise) via fit() | "
-        f"{e['steps_per_s']:.1f} steps/s | {target_rate} |",
-        f"| ELRG / MAP step rate | {e['steps_per_s'] / map_rate_:.2f} | >= 0.3 |",
-        f"| the same with one low-rank draw per batch (lowrank_noise='per_batch') | {b['steps_per_s']:.1f} steps/s, "
-        f"{b['steps_per_s'] / map_rate_:.2f} x MAP | - |",
-        f"| lowrank_vi, one global low-rank Gaussian (rank 4) via fit() | "
-        f"{out['lowrank_global']['steps_per_s']:.1f} steps/s | - |",
-        f"| mfvi via fit() | {out['mfvi']['steps_per_s']:.1f} steps/s | - |",
-        f"| first 100 ELRG steps, new process, empty compilation cache (fit / whole process) | "
-        f"{out['first_100_cold']['fit_s']:.1f} s / {out['first_100_cold']['process_s']:.1f} s | <= 20 s |",
-        f"| the same with a warm cache | {out['first_100_warm']['fit_s']:.1f} s / "
-        f"{out['first_100_warm']['process_s']:.1f} s | - |",
-        "", f"Machine: {out['machine']}", ""])
+    return "\n".join(
+        [
+            f"Paper-scale VI ({out['problem']}; {out['device']})",
+            "",
+            "| measure | value | target |",
+            "|---|---|---|",
+            "| hand-written jitted Adam MAP step (reference; before / after the others) | "
+            f"{out['map']['steps_per_s']:.1f} / "
+            f"{out['map_after']['steps_per_s']:.1f} steps/s | - |",
+            f"| lowrank_vi per_layer=True (ELRG, rank 4, paper settings, per-example low-rank noise) via fit() | "
+            f"{e['steps_per_s']:.1f} steps/s | {target_rate} |",
+            f"| ELRG / MAP step rate | {e['steps_per_s'] / map_rate_:.2f} | >= 0.3 |",
+            "| the same with one low-rank draw per batch (lowrank_noise='per_batch') | "
+            f"{b['steps_per_s']:.1f} steps/s, "
+            f"{b['steps_per_s'] / map_rate_:.2f} x MAP | - |",
+            f"| lowrank_vi, one global low-rank Gaussian (rank 4) via fit() | "
+            f"{out['lowrank_global']['steps_per_s']:.1f} steps/s | - |",
+            f"| mfvi via fit() | {out['mfvi']['steps_per_s']:.1f} steps/s | - |",
+            f"| first 100 ELRG steps, new process, empty compilation cache (fit / whole process) | "
+            f"{out['first_100_cold']['fit_s']:.1f} s / {out['first_100_cold']['process_s']:.1f} s | <= 20 s |",
+            f"| the same with a warm cache | {out['first_100_warm']['fit_s']:.1f} s / "
+            f"{out['first_100_warm']['process_s']:.1f} s | - |",
+            "",
+            f"Machine: {out['machine']}",
+            "",
+        ]
+    )
 
 
 if __name__ == "__main__":

@@ -23,6 +23,20 @@ def set_cpu_devices(n: int) -> None:
     numpyro.set_host_device_count(n)
 
 
-__all__ = ["MLP", "CNN", "ResNet", "SYMMETRIES", "spec_from_dict", "spec_from_json", "fit", "ENGINES",
-           "BayesianModel", "Likelihood", "Prior", "Posterior", "load", "set_cpu_devices",
-           "configure_compilation_cache"]
+__all__ = [
+    "CNN",
+    "ENGINES",
+    "MLP",
+    "SYMMETRIES",
+    "BayesianModel",
+    "Likelihood",
+    "Posterior",
+    "Prior",
+    "ResNet",
+    "configure_compilation_cache",
+    "fit",
+    "load",
+    "set_cpu_devices",
+    "spec_from_dict",
+    "spec_from_json",
+]

@@ -31,11 +31,10 @@ def _cmd_demo(args) -> int:
         net = MLP(ds.n_features, (32, 32), ds.n_classes, symmetry=symmetry, seed=args.seed)
         params = net.init(seed=args.seed, dtype="float64")
         permuted = permute_free(net, params, random_permutations(net, rng))
-
-        def f(p):
-            return net.apply_torch({k: torch.as_tensor(v) for k, v in p.items()}, x).numpy()
-
-        change = float(np.abs(f(params) - f(permuted)).max())
+        outputs = [
+            net.apply_torch({k: torch.as_tensor(v) for k, v in p.items()}, x).numpy() for p in (params, permuted)
+        ]
+        change = float(np.abs(outputs[0] - outputs[1]).max())
         print(f"{symmetry:<12} {net.num_free_params:>12,} {change:>24.3g}   {'yes' if change < 1e-9 else 'no'}")
     return 0
 
@@ -67,9 +66,8 @@ def _cmd_fit(args) -> int:
 
     torch.set_num_threads(1)
     from . import datasets, fit, load
-    from .metrics import classification_metrics, gaussian_nll
-
     from .inference import get_engine
+    from .metrics import classification_metrics, gaussian_nll
 
     options = _parse_options(args.option)
     if "num_chains" in get_engine(args.engine).option_names():
@@ -78,14 +76,15 @@ def _cmd_fit(args) -> int:
 
     ds = datasets.load(args.data, seed=args.seed, n_samples=args.n_samples)
     print(f"data: {ds}")
-    config = NetworkConfig(args.model, hidden=None if args.hidden is None else tuple(args.hidden), norm=args.norm,
-                           seed=args.seed)
+    config = NetworkConfig(
+        args.model, hidden=None if args.hidden is None else tuple(args.hidden), norm=args.norm, seed=args.seed
+    )
+    settings = {k: getattr(args, k) for k in ("engine", "seed", "init", "backend", "device")}
     rows = []
     for symmetry in args.symmetry:
         net = network_for_data(config, ds, symmetry)
         start = time.perf_counter()
-        post = fit(net, ds.X_train, ds.y_train, engine=args.engine, seed=args.seed, progress=not args.no_progress,
-                   init=args.init, backend=args.backend, device=args.device, **options)
+        post = fit(net, ds.X_train, ds.y_train, progress=not args.no_progress, **settings, **options)
         wall = time.perf_counter() - start
         d = post.diagnostics()
         row = {"symmetry": symmetry, "free params": f"{net.num_free_params:,}", "fit s": f"{wall:.1f}"}
@@ -136,12 +135,9 @@ def _cmd_phenomenon(args) -> int:
     from .training import TrainConfig
 
     torch.set_num_threads(args.threads)
-    cfg = PhenomenonConfig(
-        data=args.data, model=args.model, runs=args.runs, n_points=args.n_points, seed=args.seed,
-        n_samples=args.n_samples, init_scheme=args.init,
-        train=TrainConfig(epochs=args.epochs, batch_size=args.batch_size, lr=args.lr, weight_decay=args.weight_decay,
-                          schedule=args.schedule),
-    )
+    train = TrainConfig(**{k: getattr(args, k) for k in ("epochs", "batch_size", "lr", "weight_decay", "schedule")})
+    experiment = {k: getattr(args, k) for k in ("data", "model", "runs", "n_points", "seed", "n_samples")}
+    cfg = PhenomenonConfig(**experiment, init_scheme=args.init, train=train)
     store = ResultsStore(args.store)
     runner = run_lmc if args.command == "lmc" else run_mli
     report = runner(cfg, store, progress=not args.no_progress)
@@ -180,9 +176,16 @@ def _cmd_bench(args) -> int:
 
         posterior_dir = Path(args.store).with_suffix("").parent / f"{Path(args.store).stem}_posteriors"
         posterior_dir.mkdir(parents=True, exist_ok=True)
-    summary = run_suite(suite, store, backend=args.backend, jobs=args.jobs, scheduler=args.scheduler,
-                        progress=not args.no_progress, posterior_dir=posterior_dir,
-                        log=lambda m: print(m, file=sys.stderr))
+    summary = run_suite(
+        suite,
+        store,
+        backend=args.backend,
+        jobs=args.jobs,
+        scheduler=args.scheduler,
+        progress=not args.no_progress,
+        posterior_dir=posterior_dir,
+        log=lambda m: print(m, file=sys.stderr),
+    )
     print(f"suite {suite.name}: {summary['computed']} cells computed, {summary['reused']} reused from {args.store}")
     if args.export:
         print(f"wrote {store.export_csv(args.export)}")
@@ -227,8 +230,12 @@ def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
     p.add_argument("--n-points", type=int, default=25)
     p.add_argument("--n-samples", type=int, default=None, help="subsample the data set (default: all of it)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--init", default="kaiming_normal", choices=INIT_SCHEMES,
-                   help="init scheme of the trained networks (the paper's scripts used torch_default)")
+    p.add_argument(
+        "--init",
+        default="kaiming_normal",
+        choices=INIT_SCHEMES,
+        help="init scheme of the trained networks (the paper's scripts used torch_default)",
+    )
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest and most robust on small CPUs)")
     p.add_argument("--out", default="benchmarks/results", help="folder for the table, JSON and plot")
     p.add_argument("--store", default="runs/phenomena.sqlite", help="SQLite store of finished jobs (for resuming)")
@@ -254,17 +261,26 @@ def build_parser() -> argparse.ArgumentParser:
     from .nets.spec import NORMS
 
     f.add_argument("--model", default="mlp", choices=FAMILIES, help="network family (bnn_asym.nets.builder)")
-    f.add_argument("--hidden", type=int, nargs="+", default=None,
-                   help=f"hidden widths (mlp; cnn: dense layers after the convs); default: mlp "
-                        f"{' '.join(map(str, FAMILY_DEFAULTS['mlp']['hidden']))}, cnn none")
+    f.add_argument(
+        "--hidden",
+        type=int,
+        nargs="+",
+        default=None,
+        help=f"hidden widths (mlp; cnn: dense layers after the convs); default: mlp "
+        f"{' '.join(map(str, FAMILY_DEFAULTS['mlp']['hidden']))}, cnn none",
+    )
     f.add_argument("--norm", default=None, choices=NORMS, help="normalisation layers (default: the family's)")
     f.add_argument("--symmetry", nargs="+", default=["standard", "w_asym"], choices=SYMMETRIES)
     f.add_argument("--engine", default="nuts", choices=list(ENGINES))
     f.add_argument("--option", action="append", metavar="KEY=VALUE", help="engine option (repeatable)")
     f.add_argument("--chains", type=int, default=2, help="chains, for engines that run several")
-    f.add_argument("--init", default=None, choices=INIT_SCHEMES + ("map", "ensemble"),
-                   help="how chains start: an init scheme, a MAP estimate, or one MAP per chain (default: the "
-                        "network's kaiming_normal init)")
+    f.add_argument(
+        "--init",
+        default=None,
+        choices=INIT_SCHEMES + ("map", "ensemble"),
+        help="how chains start: an init scheme, a MAP estimate, or one MAP per chain (default: the "
+        "network's kaiming_normal init)",
+    )
     f.add_argument("--backend", default="numpyro", choices=("numpyro", "pyro"))
     f.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
     f.add_argument("--n-samples", type=int, default=None)
@@ -272,19 +288,28 @@ def build_parser() -> argparse.ArgumentParser:
     f.add_argument("--save", default=None, metavar="DIR", help="save each posterior (NetCDF) in this folder")
     f.add_argument("--no-progress", action="store_true")
     f.set_defaults(func=_cmd_fit)
-    _add_phenomenon_parser(sub, "lmc", "linear mode connectivity: standard, aligned, sigma-Asym, W-Asym pairs",
-                           "pairs per variant")
-    _add_phenomenon_parser(sub, "mli", "monotonic linear interpolation from init to trained weights",
-                           "networks per variant")
+    _add_phenomenon_parser(
+        sub, "lmc", "linear mode connectivity: standard, aligned, sigma-Asym, W-Asym pairs", "pairs per variant"
+    )
+    _add_phenomenon_parser(
+        sub, "mli", "monotonic linear interpolation from init to trained weights", "networks per variant"
+    )
 
     from .bench.suites import builtin_suites
 
-    b = sub.add_parser("bench", help="run a benchmark suite: every engine x symmetry x network x data x seed, "
-                                     "scored against reference posteriors; resumable")
+    b = sub.add_parser(
+        "bench",
+        help="run a benchmark suite: every engine x symmetry x network x data x seed, "
+        "scored against reference posteriors; resumable",
+    )
     b.add_argument("suite", help=f"a built-in suite ({', '.join(builtin_suites())}) or a TOML/YAML file")
     b.add_argument("--store", default="runs/bench.sqlite", help="SQLite store of finished cells (for resuming)")
-    b.add_argument("--backend", default="inprocess", choices=("inprocess", "joblib", "dask"),
-                   help="where cells run: this process, local worker processes, or a dask cluster")
+    b.add_argument(
+        "--backend",
+        default="inprocess",
+        choices=("inprocess", "joblib", "dask"),
+        help="where cells run: this process, local worker processes, or a dask cluster",
+    )
     b.add_argument("--jobs", type=int, default=2, help="local workers (joblib, or a local dask cluster)")
     b.add_argument("--scheduler", default=None, metavar="ADDRESS", help="a dask scheduler, e.g. tcp://host:8786")
     b.add_argument("--seeds", type=int, nargs="+", default=None, help="override the suite's seeds")

@@ -40,8 +40,10 @@ class Dataset:
 
     def __repr__(self) -> str:
         cls = f", {self.n_classes} classes" if self.n_classes else ""
-        return (f"Dataset({self.name!r}, {self.task}{cls}, train {self.X_train.shape}, test {self.X_test.shape}, "
-                f"input_shape={self.input_shape})")
+        return (
+            f"Dataset({self.name!r}, {self.task}{cls}, train {self.X_train.shape}, test {self.X_test.shape}, "
+            f"input_shape={self.input_shape})"
+        )
 
 
 def _standardize(X_train, X_test, per_feature: bool):
@@ -163,8 +165,7 @@ NAMES = tuple(_LOADERS)
 _GENERATED = ("moons", "friedman", "gap")
 
 
-def load(name: str, test_size: float = 0.25, seed: int = 0, n_samples: int | None = None,
-         dtype="float32") -> Dataset:
+def load(name: str, test_size: float = 0.25, seed: int = 0, n_samples: int | None = None, dtype="float32") -> Dataset:
     """Load an offline data set with a seeded (stratified) split and standardised inputs.
 
     name: one of ``NAMES``. n_samples: total size (generated sets draw that many; fixed sets are
@@ -198,7 +199,15 @@ def load(name: str, test_size: float = 0.25, seed: int = 0, n_samples: int | Non
     else:
         y_train, y_test = y_train.astype(dtype), y_test.astype(dtype)
     return Dataset(
-        name=name, task=task, X_train=X_train.astype(dtype), y_train=y_train, X_test=X_test.astype(dtype),
-        y_test=y_test, n_classes=int(y.max()) + 1 if classification else None, input_shape=tuple(input_shape),
-        x_mean=mean, x_scale=scale, info=info,
+        name=name,
+        task=task,
+        X_train=X_train.astype(dtype),
+        y_train=y_train,
+        X_test=X_test.astype(dtype),
+        y_test=y_test,
+        n_classes=int(y.max()) + 1 if classification else None,
+        input_shape=tuple(input_shape),
+        x_mean=mean,
+        x_scale=scale,
+        info=info,
     )

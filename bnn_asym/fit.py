@@ -74,8 +74,11 @@ def _check_weights(weights, n: int) -> np.ndarray | None:
 def _warn_single_class(model: BayesianModel, y: np.ndarray) -> None:
     if model.task == "classification" and len(np.unique(y)) == 1:
         k = 2 if model.likelihood.name == "bernoulli" else model.n_outputs
-        warn_user(f"y holds a single class ({int(y[0])}) for a network with {k} classes: the posterior can only "
-                  "learn that every input belongs to it; check the labels", UserWarning)
+        warn_user(
+            f"y holds a single class ({int(y[0])}) for a network with {k} classes: the posterior can only "
+            "learn that every input belongs to it; check the labels",
+            UserWarning,
+        )
 
 
 def resolve_device(device: str, work: float):
@@ -107,14 +110,31 @@ def _parse_init(init):
         return None, init
     if callable(init) or (isinstance(init, str) and init in INIT_SCHEMES):
         return init, None
-    raise ValueError(f"init={init!r} is not valid; accepted: an init scheme ({', '.join(map(repr, INIT_SCHEMES))} or "
-                     f"a callable), a warm start ({', '.join(map(repr, WARM_STARTS))}), or a Posterior to start from")
+    raise ValueError(
+        f"init={init!r} is not valid; accepted: an init scheme ({', '.join(map(repr, INIT_SCHEMES))} or "
+        f"a callable), a warm start ({', '.join(map(repr, WARM_STARTS))}), or a Posterior to start from"
+    )
 
 
-def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior | None = None, seed: int = 0,
-        progress: bool = True, device: str = "auto", backend: str = "numpyro", init=None,
-        chain_method: str = "auto", checkpoints=None, callback=None, budget=None, weights=None,
-        **options) -> Posterior:
+def fit(
+    net_or_model,
+    X,
+    y,
+    engine: str = "nuts",
+    likelihood=None,
+    prior: Prior | None = None,
+    seed: int = 0,
+    progress: bool = True,
+    device: str = "auto",
+    backend: str = "numpyro",
+    init=None,
+    chain_method: str = "auto",
+    checkpoints=None,
+    callback=None,
+    budget=None,
+    weights=None,
+    **options,
+) -> Posterior:
     """Fit a Bayesian neural network and return its Posterior.
 
     net_or_model: a network spec (MLP, CNN, ResNet) or a BayesianModel. likelihood: "categorical",
@@ -142,14 +162,17 @@ def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior 
 
     engine_cls = get_engine(engine)
     if not isinstance(net_or_model, (BayesianModel, NetSpec)):
-        raise ValueError(f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}")
+        raise ValueError(
+            f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}"
+        )
     if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
         raise ValueError(f"seed={seed!r} is not valid; accepted: an integer >= 0")
     if backend not in BACKENDS:
         raise ValueError(f"backend={backend!r} is not valid; accepted: {', '.join(map(repr, BACKENDS))}")
     if backend not in engine_cls.backends:
-        raise ValueError(f"engine {engine!r} runs on backend {' or '.join(map(repr, engine_cls.backends))}; "
-                         f"got backend={backend!r}")
+        raise ValueError(
+            f"engine {engine!r} runs on backend {' or '.join(map(repr, engine_cls.backends))}; got backend={backend!r}"
+        )
     from .inference.runners import CHAIN_METHODS
 
     if chain_method not in CHAIN_METHODS:
@@ -193,9 +216,24 @@ def fit(net_or_model, X, y, engine: str = "nuts", likelihood=None, prior: Prior 
 
         from .inference.driver import run
 
-        result = run(eng, model, data, opts, backend=backend, seed=int(seed), starts=starts, device=jax_device,
-                     device_name=device_name, chain_method=chain_method, progress=progress, checkpoints=plan,
-                     callback=callback, budget=limits, make_posterior=make_posterior, init_label=init_label)
+        result = run(
+            eng,
+            model,
+            data,
+            opts,
+            backend=backend,
+            seed=int(seed),
+            starts=starts,
+            device=jax_device,
+            device_name=device_name,
+            chain_method=chain_method,
+            progress=progress,
+            checkpoints=plan,
+            callback=callback,
+            budget=limits,
+            make_posterior=make_posterior,
+            init_label=init_label,
+        )
     result.info.extra.update(init_info)
     post = make_posterior(result.draws, result.sample_stats, result.info)
     post.checkpoints = result.checkpoints
@@ -224,14 +262,31 @@ def _starting_points(engine, model, data, options, seed, warm, device, chain_met
             starts.append({k: np.asarray(v[chain, d_src - 1 - back], dtype) for k, v in flat.items()})
         return starts, f"posterior:{warm.engine}", {}
     members = n_chains if warm == "ensemble" else 1
-    warm_post = fit(model, data.X, data.y, engine="map", seed=seed, progress=False, device=device,
-                    chain_method=chain_method, num_chains=members, **WARM_START_OPTIONS)
+    warm_post = fit(
+        model,
+        data.X,
+        data.y,
+        engine="map",
+        seed=seed,
+        progress=False,
+        device=device,
+        chain_method=chain_method,
+        num_chains=members,
+        **WARM_START_OPTIONS,
+    )
     points = [{k: np.asarray(v[c, 0], dtype) for k, v in warm_post.draws.items()} for c in range(members)]
     if warm == "map":
         prior = model.prior_loc_scale()
         rng = np.random.default_rng(seeds[0].start)
-        starts = [points[0]] + [{k: (v + WARM_START_JITTER * prior[k][1] * rng.standard_normal(np.shape(v))).astype(dtype)
-                                 if k in prior else v for k, v in points[0].items()} for _ in range(n_chains - 1)]
+        starts = [points[0]] + [
+            {
+                k: (v + WARM_START_JITTER * prior[k][1] * rng.standard_normal(np.shape(v))).astype(dtype)
+                if k in prior
+                else v
+                for k, v in points[0].items()
+            }
+            for _ in range(n_chains - 1)
+        ]
     else:
         starts = points
     cost = {"init_wall_time_s": warm_post.run_info.wall_time_s, "init_grad_evals": warm_post.run_info.grad_evals}
@@ -242,4 +297,4 @@ def _jsonable(d: dict) -> dict:
     return {k: (v.item() if isinstance(v, np.generic) else v) for k, v in d.items()}
 
 
-__all__ = ["fit", "ENGINES", "DEVICES"]
+__all__ = ["DEVICES", "ENGINES", "fit"]

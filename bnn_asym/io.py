@@ -40,7 +40,7 @@ def remove_stale_temporaries(path) -> list[Path]:
         name = tmp.name
         if not (name.startswith(prefix) and name.endswith(".tmp")):
             continue
-        pid_part = name[len(prefix):-len(".tmp")].split("-", 1)[0]
+        pid_part = name[len(prefix) : -len(".tmp")].split("-", 1)[0]
         if pid_part.isdigit() and int(pid_part) != os.getpid() and not _pid_alive(int(pid_part)):
             tmp.unlink(missing_ok=True)
             removed.append(tmp)
@@ -89,6 +89,5 @@ def atomic_path(path):
 
 
 def atomic_write_text(path, text: str) -> None:
-    with atomic_path(path) as tmp:
-        with open(tmp, "x", encoding="utf-8") as f:
-            f.write(text)
+    with atomic_path(path) as tmp, open(tmp, "x", encoding="utf-8") as f:
+        f.write(text)

@@ -49,7 +49,7 @@ def configure_compilation_cache(enabled: bool | str = True, max_mb: float | None
     path = enabled if isinstance(enabled, str) else (env or default_cache_dir())
     if max_mb is None:
         max_mb = float(os.environ.get("BNN_ASYM_JAX_CACHE_MAX_MB", DEFAULT_MAX_MB))
-    prune_cache(path, int(max_mb * 2 ** 20))
+    prune_cache(path, int(max_mb * 2**20))
     jax.config.update("jax_compilation_cache_dir", path)
     jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)

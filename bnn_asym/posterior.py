@@ -61,9 +61,12 @@ def _jax_functions(model: BayesianModel) -> dict:
         return jax.jvp(lambda p: outputs(p, x), ({k: center[k] for k in names},), (tangent,))
 
     vm = jax.vmap
-    return {"outputs": jax.jit(vm(outputs, (0, None))), "loglik": jax.jit(vm(loglik, (0, None, None))),
-            "linearized": jax.jit(vm(linearized, (0, None, None))),
-            "sample": jax.jit(vm(sample, (0, None, 0)))}
+    return {
+        "outputs": jax.jit(vm(outputs, (0, None))),
+        "loglik": jax.jit(vm(loglik, (0, None, None))),
+        "linearized": jax.jit(vm(linearized, (0, None, None))),
+        "sample": jax.jit(vm(sample, (0, None, 0))),
+    }
 
 
 def _draw_bucket(n: int, draw_chunk: int) -> int:
@@ -73,8 +76,18 @@ def _draw_bucket(n: int, draw_chunk: int) -> int:
 
 
 class Posterior:
-    def __init__(self, model: BayesianModel, draws: dict, sample_stats: dict | None = None, info=None,
-                 engine: str = "", options: dict | None = None, seed: int = 0, X_train=None, y_train=None):
+    def __init__(
+        self,
+        model: BayesianModel,
+        draws: dict,
+        sample_stats: dict | None = None,
+        info=None,
+        engine: str = "",
+        options: dict | None = None,
+        seed: int = 0,
+        X_train=None,
+        y_train=None,
+    ):
         from .inference.driver import RunInfo
 
         self.model = model
@@ -97,8 +110,10 @@ class Posterior:
         self.n_chains, self.n_draws = int(first.shape[0]), int(first.shape[1])
 
     def __repr__(self) -> str:
-        return (f"Posterior(engine={self.engine!r}, {self.n_chains} chains x {self.n_draws} draws, "
-                f"{self.model.net.family} {self.model.net.symmetry}, likelihood={self.model.likelihood.name!r})")
+        return (
+            f"Posterior(engine={self.engine!r}, {self.n_chains} chains x {self.n_draws} draws, "
+            f"{self.model.net.family} {self.model.net.symmetry}, likelihood={self.model.likelihood.name!r})"
+        )
 
     # ----- network outputs ------------------------------------------------------------------------------
     def flat_draws(self) -> dict[str, np.ndarray]:
@@ -116,16 +131,24 @@ class Posterior:
         X = self._check_X(X)
         s = self.n_chains * self.n_draws
         if len(X) == 0:  # shape of the per-draw output from one row, with no rows
-            probe = self._map_draws(fn, np.zeros((1, X.shape[1]), np.float32), *[
-                None if e is None or not np.ndim(e) else np.zeros((1,) + np.shape(e)[1:], np.asarray(e).dtype)
-                for e in extra], draw_chunk=draw_chunk)
+            probe = self._map_draws(
+                fn,
+                np.zeros((1, X.shape[1]), np.float32),
+                *[
+                    None if e is None or not np.ndim(e) else np.zeros((1,) + np.shape(e)[1:], np.asarray(e).dtype)
+                    for e in extra
+                ],
+                draw_chunk=draw_chunk,
+            )
             return probe[:, :0]
         rows = []
         for r in range(0, len(X), row_chunk):
-            xs = X[r:r + row_chunk]
-            ex = [e[r:r + row_chunk] if e is not None and np.ndim(e) and len(e) == len(X) else e for e in extra]
-            parts = [self._run_chunk(fn, {k: v[i:i + draw_chunk] for k, v in flat.items()}, xs, ex, draw_chunk)
-                     for i in range(0, s, draw_chunk)]
+            xs = X[r : r + row_chunk]
+            ex = [e[r : r + row_chunk] if e is not None and np.ndim(e) and len(e) == len(X) else e for e in extra]
+            parts = [
+                self._run_chunk(fn, {k: v[i : i + draw_chunk] for k, v in flat.items()}, xs, ex, draw_chunk)
+                for i in range(0, s, draw_chunk)
+            ]
             rows.append(np.concatenate(parts, axis=0))
         return np.concatenate(rows, axis=1)
 
@@ -193,7 +216,7 @@ class Posterior:
         elif lik.learns_noise:
             var_s = self.flat_draws()["noise_std"].astype(np.float64)[:, None] ** 2 * np.ones_like(mean_s)
         else:
-            var_s = np.full_like(mean_s, lik.noise_std ** 2)
+            var_s = np.full_like(mean_s, lik.noise_std**2)
         mean = mean_s.mean(0)
         return mean, np.sqrt(var_s.mean(0) + mean_s.var(0))
 
@@ -227,8 +250,13 @@ class Posterior:
         divergences, step size and tree depth. VI: the ELBO trace. All: wall time, gradient evaluations."""
         from .metrics.convergence import rhat_summary
 
-        d = {"engine": self.engine, "n_chains": self.n_chains, "n_draws": self.n_draws,
-             "wall_time_s": self.info.get("wall_time_s"), "grad_evals": self.info.get("grad_evals")}
+        d = {
+            "engine": self.engine,
+            "n_chains": self.n_chains,
+            "n_draws": self.n_draws,
+            "wall_time_s": self.info.get("wall_time_s"),
+            "grad_evals": self.info.get("grad_evals"),
+        }
         if "elbo" in self.info:
             d["elbo"] = self.info["elbo"]
             d["final_elbo"] = self.info.get("final_elbo")
@@ -276,8 +304,13 @@ class Posterior:
                 groups["posterior_predictive"] = {"y": self.sample_predictive(X, seed=self.seed)}
             dims["y"] = ["obs"]
         dt = arviz_base.from_dict(groups, dims=dims)
-        dt.attrs.update({"engine": self.engine, "likelihood": self.model.likelihood.name,
-                         "network": f"{self.model.net.family} {self.model.net.symmetry}"})
+        dt.attrs.update(
+            {
+                "engine": self.engine,
+                "likelihood": self.model.likelihood.name,
+                "network": f"{self.model.net.family} {self.model.net.symmetry}",
+            }
+        )
         return dt
 
     # ----- save / load ---------------------------------------------------------------------------------
@@ -289,14 +322,25 @@ class Posterior:
         import xarray as xr
 
         path = Path(path)
-        def group(arrays: dict, prefix: str) -> xr.Dataset:
-            return xr.Dataset({k: (tuple(f"{prefix}_{i}_{k}" for i in range(np.ndim(v))), np.asarray(v))
-                               for k, v in arrays.items()})
 
-        meta = {"format_version": FORMAT_VERSION, "model": self.model.to_dict(), "engine": self.engine,
-                "options": self.options, "seed": self.seed, "info": self.info}
-        tree = {"/": xr.Dataset(attrs={"bnn_asym": json.dumps(meta)}), "/draws": group(self.draws, "d"),
-                "/sample_stats": group(self.sample_stats, "s")}
+        def group(arrays: dict, prefix: str) -> xr.Dataset:
+            return xr.Dataset(
+                {k: (tuple(f"{prefix}_{i}_{k}" for i in range(np.ndim(v))), np.asarray(v)) for k, v in arrays.items()}
+            )
+
+        meta = {
+            "format_version": FORMAT_VERSION,
+            "model": self.model.to_dict(),
+            "engine": self.engine,
+            "options": self.options,
+            "seed": self.seed,
+            "info": self.info,
+        }
+        tree = {
+            "/": xr.Dataset(attrs={"bnn_asym": json.dumps(meta)}),
+            "/draws": group(self.draws, "d"),
+            "/sample_stats": group(self.sample_stats, "s"),
+        }
         if self.X_train is not None:
             tree["/data"] = group({"X": self.X_train, "y": self.y_train}, "x")
         with atomic_path(path) as tmp:
@@ -327,8 +371,10 @@ def load(path) -> Posterior:
         raise ValueError(f"{path} is a directory, not a bnn_asym posterior file")
 
     def unreadable(reason) -> ValueError:
-        return ValueError(f"{path} is not a readable bnn_asym posterior file ({reason}); it should be a NetCDF file "
-                          "written by Posterior.save")
+        return ValueError(
+            f"{path} is not a readable bnn_asym posterior file ({reason}); it should be a NetCDF file "
+            "written by Posterior.save"
+        )
 
     try:
         with xr.open_datatree(path, engine="netcdf4") as tree:
@@ -336,14 +382,24 @@ def load(path) -> Posterior:
                 raise ValueError(f"{path} is not a bnn_asym posterior file (no 'bnn_asym' metadata)")
             meta = json.loads(tree.attrs["bnn_asym"])
             if meta.get("format_version") != FORMAT_VERSION:
-                raise ValueError(f"{path} has format version {meta.get('format_version')}; this bnn_asym reads "
-                                 f"{FORMAT_VERSION}")
+                raise ValueError(
+                    f"{path} has format version {meta.get('format_version')}; this bnn_asym reads {FORMAT_VERSION}"
+                )
             draws = {k: v.values for k, v in tree["draws"].data_vars.items()}
             stats = {k: v.values for k, v in tree["sample_stats"].data_vars.items()}
             data = {k: v.values for k, v in tree["data"].data_vars.items()} if "data" in tree.children else {}
         model = BayesianModel.from_dict(meta["model"])
-        return Posterior(model, draws, stats, meta["info"], meta["engine"], meta["options"], meta["seed"],
-                         data.get("X"), data.get("y"))
+        return Posterior(
+            model,
+            draws,
+            stats,
+            meta["info"],
+            meta["engine"],
+            meta["options"],
+            meta["seed"],
+            data.get("X"),
+            data.get("y"),
+        )
     except ValueError as e:
         if str(e).startswith(str(path)):
             raise

@@ -9,5 +9,13 @@ from tqdm import tqdm
 
 def progress_bar(iterable=None, desc: str = "", enabled: bool = True, total: int | None = None, **kwargs):
     """A tqdm bar on stderr; with ``enabled=False`` it is silent but keeps the same interface."""
-    return tqdm(iterable, desc=desc, total=total, disable=not enabled, file=sys.stderr, dynamic_ncols=True,
-                leave=False, **kwargs)
+    return tqdm(
+        iterable,
+        desc=desc,
+        total=total,
+        disable=not enabled,
+        file=sys.stderr,
+        dynamic_ncols=True,
+        leave=False,
+        **kwargs,
+    )

@@ -27,7 +27,6 @@ from .fit import fit
 from .models import Prior
 from .nets import MLP
 
-
 PREDICTIVES = ("auto", "mc", "glm")
 MIN_PADDED_ROWS = 16
 
@@ -59,8 +58,16 @@ class _BNNEstimator(BaseEstimator):
     around the draws' mean (the predictive a Laplace posterior is made for); "auto": "glm" for
     ``engine="laplace"``, else "mc"."""
 
-    def __init__(self, hidden=(32, 32), symmetry="w_asym", engine="ensemble", engine_options=None,
-                 prior_scale=1.0, seed=0, predictive="auto"):
+    def __init__(
+        self,
+        hidden=(32, 32),
+        symmetry="w_asym",
+        engine="ensemble",
+        engine_options=None,
+        prior_scale=1.0,
+        seed=0,
+        predictive="auto",
+    ):
         self.hidden = hidden
         self.symmetry = symmetry
         self.engine = engine
@@ -71,15 +78,26 @@ class _BNNEstimator(BaseEstimator):
 
     def _fit_posterior(self, X, y, n_outputs: int, likelihood: str):
         if self.predictive not in PREDICTIVES:
-            raise ValueError(f"predictive={self.predictive!r} is not valid; accepted: {', '.join(map(repr, PREDICTIVES))}")
+            raise ValueError(
+                f"predictive={self.predictive!r} is not valid; accepted: {', '.join(map(repr, PREDICTIVES))}"
+            )
         self.x_mean_ = X.mean(0)
         scale = X.std(0)
         self.x_scale_ = np.where(scale > 0, scale, 1.0)
         net = MLP(X.shape[1], self.hidden, n_outputs, symmetry=self.symmetry, seed=self.seed)
         X_pad, y_pad, weights = padded((X - self.x_mean_) / self.x_scale_, y)
-        self.posterior_ = fit(net, X_pad, y_pad, engine=self.engine, likelihood=likelihood, weights=weights,
-                              prior=Prior(scale=self.prior_scale), seed=self.seed, progress=False,
-                              **(self.engine_options or {}))
+        self.posterior_ = fit(
+            net,
+            X_pad,
+            y_pad,
+            engine=self.engine,
+            likelihood=likelihood,
+            weights=weights,
+            prior=Prior(scale=self.prior_scale),
+            seed=self.seed,
+            progress=False,
+            **(self.engine_options or {}),
+        )
         flat = self.posterior_.flat_draws()
         self._draws = {k: torch.as_tensor(v, dtype=torch.float64) for k, v in flat.items()}
         self._center = {k: v.mean(0) for k, v in self._draws.items()}

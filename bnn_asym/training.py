@@ -12,7 +12,7 @@ mini-batch order.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, asdict
+from dataclasses import asdict, dataclass, field
 
 import numpy as np
 import torch
@@ -87,10 +87,25 @@ def as_targets(y) -> torch.Tensor:
     return torch.as_tensor(y, dtype=torch.long if np.issubdtype(y.dtype, np.integer) else torch.float32)
 
 
-def train(spec, X, y, task: str = "classification", config: TrainConfig = TrainConfig(), init_seed: int = 0,
-          data_seed: int = 0, init_params: dict | None = None, init_scheme=None, objective=None, extra_params=(),
-          optimizer: str = "adamw", momentum: float = 0.9, on_step=None, progress: bool = False,
-          desc: str = "train", device: str = "cpu") -> TrainResult:
+def train(
+    spec,
+    X,
+    y,
+    task: str = "classification",
+    config: TrainConfig = TrainConfig(),
+    init_seed: int = 0,
+    data_seed: int = 0,
+    init_params: dict | None = None,
+    init_scheme=None,
+    objective=None,
+    extra_params=(),
+    optimizer: str = "adamw",
+    momentum: float = 0.9,
+    on_step=None,
+    progress: bool = False,
+    desc: str = "train",
+    device: str = "cpu",
+) -> TrainResult:
     """Train the free parameters of ``spec`` on (X, y).
 
     objective: ``f(out, y_batch, params) -> Tensor`` (a mean loss per example); default: cross-entropy
@@ -123,8 +138,10 @@ def train(spec, X, y, task: str = "classification", config: TrainConfig = TrainC
     else:
         opt = torch.optim.SGD(groups, lr=config.lr, momentum=momentum)
     if objective is None:
+
         def objective(out, yb, params):
             return data_loss(out, yb, task)
+
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: _lr_factor(s, total, config))
     gen = torch.Generator().manual_seed(int(data_seed))
     history = []
@@ -133,7 +150,7 @@ def train(spec, X, y, task: str = "classification", config: TrainConfig = TrainC
         order = torch.randperm(n, generator=gen).to(device)
         losses = []
         for s in range(per_epoch):
-            idx = order[s * batch:(s + 1) * batch]
+            idx = order[s * batch : (s + 1) * batch]
             loss = objective(module(X_t[idx]), y_t[idx], module.params())
             if not torch.isfinite(loss):
                 raise FloatingPointError(
@@ -159,10 +176,10 @@ def evaluate(spec, params: dict, X, y, task: str, batch_size: int = 2048) -> dic
         y_t = as_targets(y)
         total, correct = 0.0, 0
         for i in range(0, len(X_t), batch_size):
-            out = spec.apply_torch(p, X_t[i:i + batch_size])
-            total += data_loss(out, y_t[i:i + batch_size], task, reduction="sum").item()
+            out = spec.apply_torch(p, X_t[i : i + batch_size])
+            total += data_loss(out, y_t[i : i + batch_size], task, reduction="sum").item()
             if task == "classification":
-                correct += (out.argmax(-1) == y_t[i:i + batch_size]).sum().item()
+                correct += (out.argmax(-1) == y_t[i : i + batch_size]).sum().item()
         result = {"loss": total / len(X_t)}
         if task == "classification":
             result["accuracy"] = correct / len(X_t)

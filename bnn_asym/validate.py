@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -67,13 +68,20 @@ def integer(minimum: int | None = None, maximum: int | None = None) -> Rule:
     """An integer (not a bool) within [minimum, maximum]."""
     bounds = [f">= {minimum}"] if minimum is not None else []
     bounds += [f"<= {maximum}"] if maximum is not None else []
-    return Rule("an integer" + (" " + " and ".join(bounds) if bounds else ""),
-                lambda v: _is_int(v) and (minimum is None or v >= minimum) and (maximum is None or v <= maximum),
-                int)
+    return Rule(
+        "an integer" + (" " + " and ".join(bounds) if bounds else ""),
+        lambda v: _is_int(v) and (minimum is None or v >= minimum) and (maximum is None or v <= maximum),
+        int,
+    )
 
 
-def number(low: float | None = None, high: float | None = None, low_open: bool = True, high_open: bool = False,
-           finite: bool = True) -> Rule:
+def number(
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = True,
+    high_open: bool = False,
+    finite: bool = True,
+) -> Rule:
     """A real number (not a bool), finite unless ``finite=False``, within the bounds (open or closed)."""
     parts = []
     if low is not None:
@@ -112,8 +120,11 @@ BOOLEAN = one_of(True, False)
 
 def optional(rule: Rule) -> Rule:
     """None, or what ``rule`` accepts."""
-    return Rule(f"None or {rule.accepted}", lambda v: v is None or rule.test(v),
-                lambda v: None if v is None else rule.convert(v))
+    return Rule(
+        f"None or {rule.accepted}",
+        lambda v: v is None or rule.test(v),
+        lambda v: None if v is None else rule.convert(v),
+    )
 
 
 def any_number() -> Rule:
@@ -126,7 +137,9 @@ def sequence_of(rule: Rule, accepted: str | None = None, allow_empty: bool = Tru
     def test(v) -> bool:
         return isinstance(v, (list, tuple)) and (allow_empty or len(v) > 0) and all(rule.test(x) for x in v)
 
-    return Rule(accepted or f"a list of entries each {rule.accepted}", test, lambda v: tuple(rule.convert(x) for x in v))
+    return Rule(
+        accepted or f"a list of entries each {rule.accepted}", test, lambda v: tuple(rule.convert(x) for x in v)
+    )
 
 
 def check_nonempty_list(value, where: str) -> list:
@@ -164,5 +177,19 @@ def check_fields(obj, owner: str) -> None:
             object.__setattr__(obj, f.name, rule.check(getattr(obj, f.name), f"{owner} {f.name}".strip()))
 
 
-__all__ = ["BOOLEAN", "Rule", "any_number", "check_fields", "check_keys", "check_nonempty_list", "field", "fraction", "integer", "invalid",
-           "number", "one_of", "optional", "sequence_of"]
+__all__ = [
+    "BOOLEAN",
+    "Rule",
+    "any_number",
+    "check_fields",
+    "check_keys",
+    "check_nonempty_list",
+    "field",
+    "fraction",
+    "integer",
+    "invalid",
+    "number",
+    "one_of",
+    "optional",
+    "sequence_of",
+]

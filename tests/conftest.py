@@ -11,12 +11,12 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=2")
 
-import jax  # noqa: E402
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import jax
+import numpy as np
+import pytest
+import torch
 
-import bnn_asym  # noqa: E402
+import bnn_asym
 
 torch.set_num_threads(1)
 SEED_SHIFT = int(os.environ.get("BNN_ASYM_TEST_SEED_SHIFT", "0"))
@@ -41,8 +41,9 @@ def small_specs(symmetry: str) -> dict:
     """One small network per family (fast enough for exhaustive checks)."""
     return {
         "mlp": bnn_asym.MLP(8, (6, 5), 3, symmetry=symmetry, norm="layer", seed=3),
-        "cnn": bnn_asym.CNN((1, 8, 8), (4, 6), 3, hidden=(5,), norm="group", groups=2, symmetry=symmetry,
-                            mask_kind="filter", seed=3),
+        "cnn": bnn_asym.CNN(
+            (1, 8, 8), (4, 6), 3, hidden=(5,), norm="group", groups=2, symmetry=symmetry, mask_kind="filter", seed=3
+        ),
         "resnet": bnn_asym.ResNet((2, 8, 8), 3, depth=8, width=0.25, norm="group", groups=2, symmetry=symmetry, seed=3),
     }
 

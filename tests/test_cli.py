@@ -7,8 +7,11 @@ from bnn_asym.cli import main
 def test_demo_shows_symmetry_check(capsys):
     assert main(["demo"]) == 0
     out = capsys.readouterr().out
-    lines = {line.split()[0]: line for line in out.splitlines() if line.split() and line.split()[0] in
-             ("standard", "w_asym", "sigma_asym")}
+    lines = {
+        line.split()[0]: line
+        for line in out.splitlines()
+        if line.split() and line.split()[0] in ("standard", "w_asym", "sigma_asym")
+    }
     assert lines["standard"].endswith("yes") and lines["w_asym"].endswith("no") and lines["sigma_asym"].endswith("no")
 
 

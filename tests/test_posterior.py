@@ -12,8 +12,17 @@ from bnn_asym import datasets
 def fitted():
     ds = datasets.load("wine", seed=0)
     net = bnn_asym.MLP(ds.n_features, (8,), ds.n_classes, symmetry="w_asym", seed=0)
-    post = bnn_asym.fit(net, ds.X_train, ds.y_train, engine="nuts", num_warmup=100, num_samples=100, num_chains=2,
-                        seed=0, progress=False)
+    post = bnn_asym.fit(
+        net,
+        ds.X_train,
+        ds.y_train,
+        engine="nuts",
+        num_warmup=100,
+        num_samples=100,
+        num_chains=2,
+        seed=0,
+        progress=False,
+    )
     return ds, post
 
 
@@ -111,8 +120,9 @@ def test_save_cleans_temporaries_of_killed_writers_and_fsyncs(fitted, tmp_path, 
 
     _, post = fitted
     target = tmp_path / "post.nc"
-    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
-                          text=True).stdout.strip()
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    ).stdout.strip()
     stale = tmp_path / f".post.nc.{dead}-0badc0de.tmp"  # what a SIGKILLed save leaves behind
     stale.write_bytes(b"partial")
     synced = []
@@ -136,7 +146,9 @@ def test_saved_files_follow_the_umask(fitted, tmp_path):
     assert stat.S_IMODE(path.stat().st_mode) == 0o644
 
 
-@pytest.mark.parametrize("content", [b"", b"\x89HDF\r\n\x1a\n" + b"\0" * 40, bytes(range(256)) * 8], ids=["empty", "hdf-header", "random"])
+@pytest.mark.parametrize(
+    "content", [b"", b"\x89HDF\r\n\x1a\n" + b"\0" * 40, bytes(range(256)) * 8], ids=["empty", "hdf-header", "random"]
+)
 def test_load_of_damaged_files_names_the_file(tmp_path, content):
     path = tmp_path / "bad.nc"
     path.write_bytes(content)
@@ -169,9 +181,21 @@ def test_posteriors_of_one_model_share_compiled_programs_and_any_draw_count_pred
     few = Posterior(post.model, {k: v[:, :37] for k, v in post.draws.items()}, engine="nuts")
     assert few._jax_fns is post._jax_fns
     out = few.outputs(ds.X_test)
-    one_by_one = np.stack([np.stack([post.model.net.apply_jax({k: v[c, d] for k, v in post.draws.items()},
-                                                              ds.X_test.astype(np.float32)) for d in range(37)])
-                           for c in range(2)])
+    one_by_one = np.stack(
+        [
+            np.stack(
+                [
+                    post.model.net.apply_jax({k: v[c, d] for k, v in post.draws.items()}, ds.X_test.astype(np.float32))
+                    for d in range(37)
+                ]
+            )
+            for c in range(2)
+        ]
+    )
     np.testing.assert_allclose(out, one_by_one, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(few.outputs(ds.X_test), few._map_draws(few._jax_fns["outputs"], ds.X_test, draw_chunk=8)
-                               .reshape(out.shape), rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(
+        few.outputs(ds.X_test),
+        few._map_draws(few._jax_fns["outputs"], ds.X_test, draw_chunk=8).reshape(out.shape),
+        rtol=1e-6,
+        atol=1e-6,
+    )

@@ -18,8 +18,14 @@ TRIMMED = {
     "sgld": {"num_warmup": 300, "num_samples": 20, "num_chains": 1},
     "sghmc": {"num_warmup": 300, "num_samples": 20, "num_chains": 1, "num_integration_steps": 3},
     "swag": {"pretrain_steps": 100, "swag_steps": 100, "collect_every": 10, "num_draws": 20, "lr": 0.01},
-    "multiswag": {"pretrain_steps": 100, "swag_steps": 100, "collect_every": 10, "num_draws": 10, "n_runs": 2,
-                  "lr": 0.01},
+    "multiswag": {
+        "pretrain_steps": 100,
+        "swag_steps": 100,
+        "collect_every": 10,
+        "num_draws": 10,
+        "n_runs": 2,
+        "lr": 0.01,
+    },
     "laplace": {"num_steps": 150, "num_draws": 20, "lr": 0.01},
 }
 
@@ -33,8 +39,9 @@ def checks():
     runs an engine's checks and compiles each data shape once (``--dist loadgroup``)."""
     for engine, options in TRIMMED.items():
         for cls in (BNNClassifier, BNNRegressor):
-            for item in estimator_checks_generator(cls(hidden=(8,), engine=engine, engine_options=options),
-                                                   mark="xfail"):
+            for item in estimator_checks_generator(
+                cls(hidden=(8,), engine=engine, engine_options=options), mark="xfail"
+            ):
                 estimator, check = item.values if hasattr(item, "values") else item
                 marks = list(getattr(item, "marks", ())) + [pytest.mark.xdist_group(engine)]
                 name = getattr(check, "func", check).__name__

@@ -13,8 +13,9 @@ chains sequentially unless the suite asks otherwise.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -39,8 +40,9 @@ def build_model(cell: Cell, ds):
     from ..nets.builder import network_for_data
 
     lik = Likelihood("categorical") if ds.task == "classification" else Likelihood("gaussian")
-    return BayesianModel(network_for_data(cell.network, ds, cell.symmetry), lik,
-                         Prior("fan_in", cell.network.prior_scale))
+    return BayesianModel(
+        network_for_data(cell.network, ds, cell.symmetry), lik, Prior("fan_in", cell.network.prior_scale)
+    )
 
 
 def predictive(post, X):
@@ -56,14 +58,19 @@ def compute_reference(cell: Cell, reference) -> dict:
 
     ds = load_data(cell)
     model = build_model(cell, ds)
-    post = fit(model, ds.X_train, ds.y_train, engine=reference.engine, seed=reference.seed, progress=False,
-               chain_method="sequential", **dict(reference.options))
+    settings = dict(engine=reference.engine, seed=reference.seed, chain_method="sequential", **dict(reference.options))
+    post = fit(model, ds.X_train, ds.y_train, progress=False, **settings)
     diag = post.diagnostics(n_pred=len(ds.X_test))
     pred = predictive(post, ds.X_test)
-    out = {"rhat_pred_max": diag["predictions"]["max_rhat"], "rhat_params_max": diag["parameters"]["max_rhat"],
-           "ess_pred_min": diag["predictions"]["min_ess_bulk"], "divergences": diag.get("num_divergences", 0),
-           "wall_s": post.run_info.wall_time_s, "grad_evals": post.run_info.grad_evals,
-           "threshold": reference.rhat_threshold}
+    out = {
+        "rhat_pred_max": diag["predictions"]["max_rhat"],
+        "rhat_params_max": diag["parameters"]["max_rhat"],
+        "ess_pred_min": diag["predictions"]["min_ess_bulk"],
+        "divergences": diag.get("num_divergences", 0),
+        "wall_s": post.run_info.wall_time_s,
+        "grad_evals": post.run_info.grad_evals,
+        "threshold": reference.rhat_threshold,
+    }
     out["flagged"] = bool(out["rhat_pred_max"] > reference.rhat_threshold)
     if ds.task == "classification":
         out["probs"] = np.asarray(pred).tolist()
@@ -135,8 +142,16 @@ def _curve_points(checkpoint, ds, reference: dict | None) -> list[dict]:
     if post.n_chains >= 2 and post.n_draws >= 4 and ds.task == "classification":
         p = post.outputs(ds.X_test[:CURVE_RHAT_ROWS]).astype(np.float64)
         scores["rhat_pred"] = rhat_summary(p.reshape(p.shape[0], p.shape[1], -1), ess=False)["max_rhat"]
-    return [{"curve": name, "step": checkpoint.step, "wall_s": checkpoint.wall_time_s,
-             "grad_evals": checkpoint.grad_evals, "value": value} for name, value in scores.items()]
+    return [
+        {
+            "curve": name,
+            "step": checkpoint.step,
+            "wall_s": checkpoint.wall_time_s,
+            "grad_evals": checkpoint.grad_evals,
+            "value": value,
+        }
+        for name, value in scores.items()
+    ]
 
 
 def fit_cell(cell: Cell, reference: dict | None = None) -> FittedCell:
@@ -153,9 +168,20 @@ def fit_cell(cell: Cell, reference: dict | None = None) -> FittedCell:
             curves.extend(_curve_points(checkpoint, ds, scored_reference))
 
     start = time.perf_counter()
-    post = fit(model, ds.X_train, ds.y_train, engine=cell.engine.name, seed=cell.seed, progress=False,
-               chain_method=cell.chain_method, init=cell.engine.init, checkpoints=checkpoint_plan(cell, len(ds.X_train)),
-               callback=on_checkpoint, budget=dict(cell.engine.budget) or None, **cell.engine.options_dict())
+    post = fit(
+        model,
+        ds.X_train,
+        ds.y_train,
+        engine=cell.engine.name,
+        seed=cell.seed,
+        progress=False,
+        chain_method=cell.chain_method,
+        init=cell.engine.init,
+        checkpoints=checkpoint_plan(cell, len(ds.X_train)),
+        callback=on_checkpoint,
+        budget=dict(cell.engine.budget) or None,
+        **cell.engine.options_dict(),
+    )
     return FittedCell(cell, ds, model, post, reference, curves, time.perf_counter() - start)
 
 
@@ -165,9 +191,14 @@ Scores = tuple[dict, dict]  # (metrics, artifacts)
 
 def score_cost(f: FittedCell) -> Scores:
     info = f.post.run_info
-    return {"wall_s": info.wall_time_s, "grad_evals": info.grad_evals, "data_passes": info.data_passes,
-            "fit_s": f.fit_seconds, "free_params": f.model.net.num_free_params,
-            "init_wall_s": info.extra.get("init_wall_time_s", 0.0)}, {}
+    return {
+        "wall_s": info.wall_time_s,
+        "grad_evals": info.grad_evals,
+        "data_passes": info.data_passes,
+        "fit_s": f.fit_seconds,
+        "free_params": f.model.net.num_free_params,
+        "init_wall_s": info.extra.get("init_wall_time_s", 0.0),
+    }, {}
 
 
 def score_final(f: FittedCell) -> Scores:
@@ -184,9 +215,13 @@ def score_mixing(f: FittedCell) -> Scores:
     info = f.post.run_info
     diag = f.post.diagnostics(n_pred=min(CURVE_RHAT_ROWS, len(f.ds.X_train)))
     pred = diag["predictions"]
-    metrics = {"rhat_pred_max": pred["max_rhat"], "ess_pred_min": pred["min_ess_bulk"],
-               **{f"pred_{k}": v for k, v in ess_rates(pred["min_ess_bulk"], info.wall_time_s, info.grad_evals).items()},
-               "rhat_params_max": diag["parameters"]["max_rhat"], "divergences": diag.get("num_divergences", 0) or 0}
+    metrics = {
+        "rhat_pred_max": pred["max_rhat"],
+        "ess_pred_min": pred["min_ess_bulk"],
+        **{f"pred_{k}": v for k, v in ess_rates(pred["min_ess_bulk"], info.wall_time_s, info.grad_evals).items()},
+        "rhat_params_max": diag["parameters"]["max_rhat"],
+        "divergences": diag.get("num_divergences", 0) or 0,
+    }
     return metrics, {}
 
 
@@ -216,8 +251,9 @@ def score_convergence(f: FittedCell) -> Scores:
     if "agreement" in by:
         values = [c["value"] for c in by["agreement"]]
         for name, axis in (("time_to_agreement_s", "wall_s"), ("grads_to_agreement", "grad_evals")):
-            metrics[name] = _none_to_nan(time_to_target([c[axis] for c in by["agreement"]], values,
-                                                        f.cell.agreement_target))
+            metrics[name] = _none_to_nan(
+                time_to_target([c[axis] for c in by["agreement"]], values, f.cell.agreement_target)
+            )
     if by.get("nll"):
         values = [c["value"] for c in by["nll"]]
         for name, axis in (("time_to_nll_5pct_s", "wall_s"), ("grads_to_nll_5pct", "grad_evals")):
@@ -235,27 +271,37 @@ def score_multimodality(f: FittedCell) -> Scores:
     post, net = f.post, f.model.net
     if post.n_chains < 2 or not f.classification:
         return {}, {}
-    chain_predictives = class_probabilities(post.outputs(f.ds.X_test).astype(np.float64),
-                                            f.model.likelihood.name).mean(1)
+    chain_predictives = class_probabilities(post.outputs(f.ds.X_test).astype(np.float64), f.model.likelihood.name).mean(
+        1
+    )
     modes = mode_count(chain_predictives)
     means = [{k: v[c].mean(0) for k, v in post.draws.items()} for c in range(post.n_chains)]
     barriers = chain_barriers(net, means, f.ds.X_test, f.ds.y_test)
-    metrics = {"modes": modes["modes"], "chains_to_visit_modes": coupon_collector(modes["sizes"]),
-               "barrier_mean": barriers["mean"], "barrier_max": barriers["max"]}
+    metrics = {
+        "modes": modes["modes"],
+        "chains_to_visit_modes": coupon_collector(modes["sizes"]),
+        "barrier_mean": barriers["mean"],
+        "barrier_max": barriers["max"],
+    }
     if f.chains_with_draws and get_engine(post.run_info.engine).kind == TRAJECTORY:
         aligned = aligned_rhat(net, {p.name: post.draws[p.name] for p in net.layout})
-        metrics.update(rhat_params_aligned_max=aligned["after"]["max_rhat"],
-                       rhat_params_unaligned_max=aligned["before"]["max_rhat"],
-                       rhat_params_aligned_median=aligned["after"]["median_rhat"],
-                       rhat_params_unaligned_median=aligned["before"]["median_rhat"],
-                       chains_permuted=aligned["chains_permuted"])
+        metrics.update(
+            rhat_params_aligned_max=aligned["after"]["max_rhat"],
+            rhat_params_unaligned_max=aligned["before"]["max_rhat"],
+            rhat_params_aligned_median=aligned["after"]["median_rhat"],
+            rhat_params_unaligned_median=aligned["before"]["median_rhat"],
+            chains_permuted=aligned["chains_permuted"],
+        )
     return metrics, {"modes": modes, "barriers": barriers}
 
 
 ALWAYS_SCORED: tuple[Callable[[FittedCell], Scores], ...] = (score_cost, score_final, score_mixing)
 SCORERS: dict[str, Callable[[FittedCell], Scores]] = {
-    "calibration": score_calibration, "agreement": score_agreement, "convergence": score_convergence,
-    "multimodality": score_multimodality}
+    "calibration": score_calibration,
+    "agreement": score_agreement,
+    "convergence": score_convergence,
+    "multimodality": score_multimodality,
+}
 
 
 def score_cell(f: FittedCell) -> tuple[dict, dict]:
@@ -279,9 +325,18 @@ def run_cell(cell: Cell, reference: dict | None = None, posterior_path: str | No
     if posterior_path:
         fitted.post.save(posterior_path)
     info = fitted.post.run_info
-    return {"metrics": metrics, "curves": fitted.curves, "artifacts": artifacts,
-            "info": {"stopped_by": info.stopped_by, "steps": info.steps, "device": info.device,
-                     "chain_method": info.chain_method, "network": fitted.model.net.family}}
+    return {
+        "metrics": metrics,
+        "curves": fitted.curves,
+        "artifacts": artifacts,
+        "info": {
+            "stopped_by": info.stopped_by,
+            "steps": info.steps,
+            "device": info.device,
+            "chain_method": info.chain_method,
+            "network": fitted.model.net.family,
+        },
+    }
 
 
 def _none_to_nan(v):
@@ -298,7 +353,8 @@ def _executor(backend: str, jobs: int, scheduler: str | None):
 
         def run(fn, items):
             indexed = Parallel(n_jobs=jobs, return_as="generator_unordered")(
-                delayed(_indexed)(fn, i, args) for i, args in enumerate(items))
+                delayed(_indexed)(fn, i, args) for i, args in enumerate(items)
+            )
             return iter(indexed)
 
         return run
@@ -306,8 +362,13 @@ def _executor(backend: str, jobs: int, scheduler: str | None):
         from distributed import Client, as_completed
 
         def run(fn, items):
-            client = Client(scheduler) if scheduler else Client(processes=True, n_workers=jobs, threads_per_worker=1,
-                                                                 host="127.0.0.1", dashboard_address=None)
+            client = (
+                Client(scheduler)
+                if scheduler
+                else Client(
+                    processes=True, n_workers=jobs, threads_per_worker=1, host="127.0.0.1", dashboard_address=None
+                )
+            )
             try:
                 futures = [client.submit(_indexed, fn, i, args, pure=False) for i, args in enumerate(items)]
                 for future in as_completed(futures):
@@ -323,8 +384,16 @@ def _indexed(fn, i, args):
     return i, fn(*args)
 
 
-def run_suite(suite: Suite, store: BenchStore, backend: str = "inprocess", jobs: int = 2, scheduler: str | None = None,
-              progress: bool = True, posterior_dir=None, log: Callable[[str], None] | None = None) -> dict:
+def run_suite(
+    suite: Suite,
+    store: BenchStore,
+    backend: str = "inprocess",
+    jobs: int = 2,
+    scheduler: str | None = None,
+    progress: bool = True,
+    posterior_dir=None,
+    log: Callable[[str], None] | None = None,
+) -> dict:
     """Compute what the store lacks: references, then cells. Returns counts of what was done and reused."""
     from ..progress import progress_bar
     from .store import job_key
@@ -351,8 +420,7 @@ def run_suite(suite: Suite, store: BenchStore, backend: str = "inprocess", jobs:
         store.put_cell(c.key, suite.name, _stored_config(c), result, seconds)
         bar.update(1)
     bar.close()
-    return {"cells": len(cells), "computed": len(todo), "reused": len(cells) - len(todo),
-            "references": len(references)}
+    return {"cells": len(cells), "computed": len(todo), "reused": len(cells) - len(todo), "references": len(references)}
 
 
 def _references(suite: Suite, cells: list[Cell], store: BenchStore, executor, progress: bool, log) -> dict[str, dict]:
@@ -381,8 +449,10 @@ def _references(suite: Suite, cells: list[Cell], store: BenchStore, executor, pr
         references[key] = result
         bar.update(1)
         if result["flagged"]:
-            log(f"reference for {cfg['symmetry']} / {network_label(cfg['network'])} is flagged: prediction R-hat "
-                f"{result['rhat_pred_max']:.3f} > {suite.reference.rhat_threshold}")
+            log(
+                f"reference for {cfg['symmetry']} / {network_label(cfg['network'])} is flagged: prediction R-hat "
+                f"{result['rhat_pred_max']:.3f} > {suite.reference.rhat_threshold}"
+            )
     bar.close()
     return references
 

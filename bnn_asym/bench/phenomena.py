@@ -9,6 +9,7 @@ ResultsStore: rerunning skips finished jobs, so an interrupted experiment resume
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -22,9 +23,9 @@ from ..progress import progress_bar
 from ..symmetry.interpolation import Curve, interpolate, max_barrier, midpoint_barrier, mli_stats
 from ..symmetry.weight_matching import weight_matching
 from ..training import TrainConfig, evaluate, train
+from . import PHENOMENON_MODELS as MODELS
 from .store import ResultsStore
 
-from . import PHENOMENON_MODELS as MODELS
 LMC_VARIANTS = ("standard", "standard+align", "sigma_asym", "w_asym")
 MLI_VARIANTS = ("standard", "sigma_asym", "w_asym")
 JOB_VERSION = 1
@@ -53,7 +54,9 @@ class PhenomenonConfig:
 
         check_init_scheme(self.init_scheme)
         if self.n_points < 3 or self.n_points % 2 == 0:
-            raise ValueError(f"n_points={self.n_points} is not valid; accepted: an odd integer >= 3 (t = 0.5 on the grid)")
+            raise ValueError(
+                f"n_points={self.n_points} is not valid; accepted: an odd integer >= 3 (t = 0.5 on the grid)"
+            )
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -82,8 +85,9 @@ def network_config(model: str, ds: datasets.Dataset, symmetry: str, seed: int) -
         if symmetry != "w_asym":
             return config
         base = network_for_data(config, ds, "standard")
-        return dataclasses.replace(config, n_fix=tuple(max(1, layer.fan_in // 4) for layer in base.weight_layers()),
-                                   kappa=1.0)
+        return dataclasses.replace(
+            config, n_fix=tuple(max(1, layer.fan_in // 4) for layer in base.weight_layers()), kappa=1.0
+        )
     return NetworkConfig("resnet", preset="paper_resnet20", norm="layer", seed=seed)
 
 
@@ -98,17 +102,22 @@ def _job(cfg: PhenomenonConfig, kind: str, symmetry: str, run: int) -> dict:
 
 def _summary(values) -> dict:
     v = np.asarray(values, dtype=np.float64)
-    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": int(len(v))}
+    return {"mean": float(v.mean()), "std": float(v.std(ddof=1)) if len(v) > 1 else 0.0, "n": len(v)}
 
 
 # ----------------------------------------------------------------------------------------------------
+def _trained(cfg: PhenomenonConfig, spec, ds, seeds: tuple[int, int], desc: str):
+    """``spec`` trained on the data set's training rows with (init seed, data-order seed)."""
+    return train(spec, ds.X_train, ds.y_train, config=cfg.train, init_seed=seeds[0], data_seed=seeds[1], desc=desc)
+
+
 def _lmc_pair(cfg: PhenomenonConfig, ds, symmetry: str, pair: int) -> dict:
     spec = make_spec(cfg.model, ds, symmetry, seed=cfg.seed + pair).with_init(cfg.init_scheme)
+    # the same masks / fixed values, independent inits and data orders
     nets = []
-    for member in (0, 1):  # same masks / fixed values, independent init and data order
-        s = 2 * pair + member
-        nets.append(train(spec, ds.X_train, ds.y_train, config=cfg.train, init_seed=10_000 + s, data_seed=20_000 + s,
-                          desc=f"{symmetry} pair {pair} net {member}").params)
+    for member in (0, 1):
+        seeds = (10_000 + 2 * pair + member, 20_000 + 2 * pair + member)
+        nets.append(_trained(cfg, spec, ds, seeds, f"{symmetry} pair {pair} net {member}").params)
     a, b = nets
 
     def curves(b_params):
@@ -133,7 +142,9 @@ def _run_jobs(cfg: PhenomenonConfig, store: ResultsStore, kind: str, compute, pr
     results: dict[str, list] = {s: [] for s in MLI_VARIANTS}
     reused = 0
     for symmetry, run in progress_bar(jobs, desc=kind, enabled=progress):
-        result, cached = store.cached(_job(cfg, kind, symmetry, run), lambda: compute(cfg, ds, symmetry, run))
+        result, cached = store.cached(
+            _job(cfg, kind, symmetry, run), functools.partial(compute, cfg, ds, symmetry, run)
+        )
         reused += cached
         results[symmetry].append(result)
     return results, reused, len(jobs)
@@ -166,8 +177,7 @@ def _lmc_report(cfg, per_variant: dict, reused: int, total: int) -> dict:
 # ----------------------------------------------------------------------------------------------------
 def _mli_run(cfg: PhenomenonConfig, ds, symmetry: str, run: int) -> dict:
     spec = make_spec(cfg.model, ds, symmetry, seed=cfg.seed + run).with_init(cfg.init_scheme)
-    result = train(spec, ds.X_train, ds.y_train, config=cfg.train, init_seed=30_000 + run, data_seed=40_000 + run,
-                   desc=f"{symmetry} run {run}")
+    result = _trained(cfg, spec, ds, (30_000 + run, 40_000 + run), f"{symmetry} run {run}")
     n = min(cfg.mli_subset, len(ds.X_train))  # a fixed, un-augmented training subset
     curve = interpolate(spec, result.init, result.params, ds.X_train[:n], ds.y_train[:n], n_points=cfg.n_points)
     final = evaluate(spec, result.params, ds.X_test, ds.y_test, "classification")
@@ -205,12 +215,15 @@ def lmc_table(report: dict) -> str:
         f"(lr {t['lr']}, {t['schedule']} schedule, weight decay {t['weight_decay']}, batch {t['batch_size']}); "
         f"mean ± std over pairs; barrier = L(mid) - (L(a)+L(b))/2",
         "",
-        "| variant | test-loss barrier | train-loss barrier | max test barrier | endpoint test acc | midpoint test acc |",
+        "| variant | test-loss barrier | train-loss barrier | max test barrier | endpoint test acc "
+        "| midpoint test acc |",
         "|---|---|---|---|---|---|",
     ]
     for v, r in report["variants"].items():
-        lines.append(f"| {v} | {_pm(r['test_barrier'])} | {_pm(r['train_barrier'])} | {_pm(r['test_max_barrier'])} | "
-                     f"{_pm(r['endpoint_test_accuracy'])} | {_pm(r['midpoint_test_accuracy'])} |")
+        lines.append(
+            f"| {v} | {_pm(r['test_barrier'])} | {_pm(r['train_barrier'])} | {_pm(r['test_max_barrier'])} | "
+            f"{_pm(r['endpoint_test_accuracy'])} | {_pm(r['midpoint_test_accuracy'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -226,9 +239,11 @@ def mli_table(report: dict) -> str:
         "|---|---|---|---|---|---|",
     ]
     for v, r in report["variants"].items():
-        lines.append(f"| {v} | {100 * r['monotonic_fraction']:.0f}% | {_pm(r['max_increase'], 4)} | "
-                     f"{_pm(r['local_convexity'], 2)} | {100 * r['globally_convex_fraction']:.0f}% | "
-                     f"{_pm(r['test_accuracy'])} |")
+        lines.append(
+            f"| {v} | {100 * r['monotonic_fraction']:.0f}% | {_pm(r['max_increase'], 4)} | "
+            f"{_pm(r['local_convexity'], 2)} | {100 * r['globally_convex_fraction']:.0f}% | "
+            f"{_pm(r['test_accuracy'])} |"
+        )
     return "\n".join(lines) + "\n"
 
 
@@ -248,11 +263,17 @@ def plot_curves(report: dict, path) -> None:
         ax.fill_between(t, mean - std, mean + std, alpha=0.2)
     cfg = report["config"]
     if report["experiment"] == "lmc":
-        ax.set(xlabel="interpolation t (net a -> net b)", ylabel="test loss",
-               title=f"Linear mode connectivity: {cfg['model']} on {cfg['data']}")
+        ax.set(
+            xlabel="interpolation t (net a -> net b)",
+            ylabel="test loss",
+            title=f"Linear mode connectivity: {cfg['model']} on {cfg['data']}",
+        )
     else:
-        ax.set(xlabel="interpolation t (init -> trained)", ylabel="train loss",
-               title=f"Monotonic linear interpolation: {cfg['model']} on {cfg['data']}")
+        ax.set(
+            xlabel="interpolation t (init -> trained)",
+            ylabel="train loss",
+            title=f"Monotonic linear interpolation: {cfg['model']} on {cfg['data']}",
+        )
     ax.legend()
     fig.tight_layout()
     with atomic_path(path) as tmp:

@@ -19,10 +19,20 @@ from .suites import network_label
 
 SYMMETRY_ORDER = ("standard", "sigma_asym", "w_asym")
 COLORS = {"standard": "C0", "sigma_asym": "C2", "w_asym": "C3"}
-HEADLINE = [("accuracy", "acc", 3), ("nll", "NLL", 3), ("ece", "ECE", 3), ("agreement", "agree", 3),
-            ("total_variation", "TV", 3), ("rmse", "RMSE", 3), ("coverage_90", "cov90", 2), ("w1", "W1", 3),
-            ("time_to_agreement_s", "s to agree", 1), ("pred_ess_per_s", "ESS/s", 1), ("modes", "modes", 1),
-            ("wall_s", "fit s", 1)]
+HEADLINE = [
+    ("accuracy", "acc", 3),
+    ("nll", "NLL", 3),
+    ("ece", "ECE", 3),
+    ("agreement", "agree", 3),
+    ("total_variation", "TV", 3),
+    ("rmse", "RMSE", 3),
+    ("coverage_90", "cov90", 2),
+    ("w1", "W1", 3),
+    ("time_to_agreement_s", "s to agree", 1),
+    ("pred_ess_per_s", "ESS/s", 1),
+    ("modes", "modes", 1),
+    ("wall_s", "fit s", 1),
+]
 
 
 def _group(cells: list[dict]) -> dict:
@@ -46,9 +56,13 @@ def _mean_std(values) -> str:
 def headline_table(cells: list[dict]) -> str:
     groups = _group(cells)
     present = [(k, label) for k, label, _ in HEADLINE if any(k in c["metrics"] for c in cells)]
-    lines = ["| data | network | engine | symmetry | seeds | " + " | ".join(label for _, label in present) + " |",
-             "|" + "---|" * (5 + len(present))]
-    order = sorted(groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9))
+    lines = [
+        "| data | network | engine | symmetry | seeds | " + " | ".join(label for _, label in present) + " |",
+        "|" + "---|" * (5 + len(present)),
+    ]
+    order = sorted(
+        groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9)
+    )
     for key in order:
         rs = groups[key]
         cols = [_mean_std(r["metrics"].get(k) for r in rs) for k, _ in present]
@@ -62,18 +76,30 @@ def symmetry_table(cells: list[dict]) -> str:
     if not rows:
         return ""
     groups = _group(rows)
-    cols = [("rhat_params_unaligned_median", "median R-hat params"), ("rhat_params_aligned_median",
-                                                                     "median R-hat params, aligned"),
-            ("rhat_params_unaligned_max", "max R-hat params"), ("rhat_params_aligned_max", "max, aligned"),
-            ("rhat_pred_max", "max R-hat predictions"), ("modes", "modes"), ("chains_to_visit_modes",
-                                                                             "chains to visit all"),
-            ("barrier_mean", "barrier between chain means"), ("divergences", "divergences")]
-    lines = ["| data | network | engine | symmetry | " + " | ".join(label for _, label in cols) + " |",
-             "|" + "---|" * (4 + len(cols))]
-    for key in sorted(groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9)):
+    cols = [
+        ("rhat_params_unaligned_median", "median R-hat params"),
+        ("rhat_params_aligned_median", "median R-hat params, aligned"),
+        ("rhat_params_unaligned_max", "max R-hat params"),
+        ("rhat_params_aligned_max", "max, aligned"),
+        ("rhat_pred_max", "max R-hat predictions"),
+        ("modes", "modes"),
+        ("chains_to_visit_modes", "chains to visit all"),
+        ("barrier_mean", "barrier between chain means"),
+        ("divergences", "divergences"),
+    ]
+    lines = [
+        "| data | network | engine | symmetry | " + " | ".join(label for _, label in cols) + " |",
+        "|" + "---|" * (4 + len(cols)),
+    ]
+    for key in sorted(
+        groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9)
+    ):
         rs = groups[key]
-        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " +
-                     " | ".join(_mean_std(r["metrics"].get(k) for r in rs) for k, _ in cols) + " |")
+        lines.append(
+            f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | "
+            + " | ".join(_mean_std(r["metrics"].get(k) for r in rs) for k, _ in cols)
+            + " |"
+        )
     return "\n".join(lines)
 
 
@@ -81,13 +107,17 @@ def references_table(store: BenchStore) -> str:
     refs = store.references()
     if not refs:
         return ""
-    lines = ["| data | network | symmetry | chains x draws | max R-hat (predictions) | flagged | min ESS | fit s |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| data | network | symmetry | chains x draws | max R-hat (predictions) | flagged | min ESS | fit s |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for cfg, r in refs:
         o = cfg["reference"]["options"]
-        lines.append(f"| {cfg['data']['name']} | {network_label(cfg['network'])} | {cfg['symmetry']} | {o.get('num_chains')} x "
-                     f"{o.get('num_samples')} | {r['rhat_pred_max']:.3f} | {'yes' if r['flagged'] else 'no'} | "
-                     f"{r['ess_pred_min']:.0f} | {r['wall_s']:.0f} |")
+        lines.append(
+            f"| {cfg['data']['name']} | {network_label(cfg['network'])} | {cfg['symmetry']} | {o.get('num_chains')} x "
+            f"{o.get('num_samples')} | {r['rhat_pred_max']:.3f} | {'yes' if r['flagged'] else 'no'} | "
+            f"{r['ess_pred_min']:.0f} | {r['wall_s']:.0f} |"
+        )
     return "\n".join(lines)
 
 
@@ -98,6 +128,43 @@ def _save(fig, path) -> Path:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
     return Path(path)
+
+
+def _values(cells: list[dict], metric: str, **config) -> np.ndarray:
+    """The finite values of ``metric`` over the cells whose config matches (data, network, engine, symmetry)."""
+    keys = {
+        "data": lambda c: c["config"]["data"]["name"],
+        "network": lambda c: c["config"].get("network_label", ""),
+        "engine": lambda c: c["config"]["engine"]["label"],
+        "symmetry": lambda c: c["config"]["symmetry"],
+    }
+    vals = [c["metrics"].get(metric) for c in cells if all(keys[k](c) == v for k, v in config.items())]
+    return np.asarray([v for v in vals if v is not None and np.isfinite(v)], np.float64)
+
+
+def _bar_panel(ax, cells, data: str, network: str, metric: str, engines: list, symmetries: list) -> None:
+    """One bar per engine and symmetry: mean over seeds, min-max whiskers."""
+    height = 0.8 / max(1, len(symmetries))
+    for i, sym in enumerate(symmetries):
+        ys, means, lows, highs = [], [], [], []
+        for j, engine in enumerate(engines):
+            vals = _values(cells, metric, data=data, network=network, engine=engine, symmetry=sym)
+            if len(vals):
+                ys.append(j + (i - (len(symmetries) - 1) / 2) * height)
+                means.append(vals.mean())
+                lows.append(vals.mean() - vals.min())
+                highs.append(vals.max() - vals.mean())
+        ax.barh(
+            ys,
+            means,
+            height,
+            xerr=[lows, highs],
+            color=COLORS.get(sym),
+            label=sym,
+            error_kw={"lw": 0.8, "capsize": 1.5},
+        )
+    ax.set_yticks(range(len(engines)), engines, fontsize=8)
+    ax.invert_yaxis()
 
 
 def plot_reference_distance(cells: list[dict], path) -> Path | None:
@@ -115,30 +182,13 @@ def plot_reference_distance(cells: list[dict], path) -> Path | None:
     problems = sorted({(c["config"]["data"]["name"], c["config"].get("network_label", "")) for c in cells})
     engines = list(dict.fromkeys(c["config"]["engine"]["label"] for c in cells))  # suite order
     symmetries = [s for s in SYMMETRY_ORDER if any(c["config"]["symmetry"] == s for c in cells)]
-    height = 0.8 / max(1, len(symmetries))
+    distance_label = "total variation" if distance == "total_variation" else "W1"
+    panels = ((distance, f"{distance_label} to the NUTS reference"), ("nll", "test NLL"))
     fig, axes = plt.subplots(len(problems), 2, figsize=(9, 0.45 * len(engines) * len(problems) + 1.2), squeeze=False)
     for row, (data, network) in enumerate(problems):
-        for col, (metric, label) in enumerate(((distance, "total variation to the NUTS reference" if distance ==
-                                                "total_variation" else "W1 to the NUTS reference"),
-                                               ("nll", "test NLL"))):
+        for col, (metric, label) in enumerate(panels):
             ax = axes[row, col]
-            for i, sym in enumerate(symmetries):
-                ys, means, lows, highs = [], [], [], []
-                for j, engine in enumerate(engines):
-                    vals = [c["metrics"].get(metric) for c in cells if c["config"]["symmetry"] == sym
-                            and c["config"]["engine"]["label"] == engine and c["config"]["data"]["name"] == data
-                            and c["config"].get("network_label", "") == network]
-                    vals = np.asarray([v for v in vals if v is not None and np.isfinite(v)], np.float64)
-                    if not len(vals):
-                        continue
-                    ys.append(j + (i - (len(symmetries) - 1) / 2) * height)
-                    means.append(vals.mean())
-                    lows.append(vals.mean() - vals.min())
-                    highs.append(vals.max() - vals.mean())
-                ax.barh(ys, means, height, xerr=[lows, highs], color=COLORS.get(sym), label=sym,
-                        error_kw={"lw": 0.8, "capsize": 1.5})
-            ax.set_yticks(range(len(engines)), engines, fontsize=8)
-            ax.invert_yaxis()
+            _bar_panel(ax, cells, data, network, metric, engines, symmetries)
             if col == 0:
                 ax.set_xscale("log")
             ax.set_xlabel(label, fontsize=8)
@@ -159,22 +209,33 @@ def plot_convergence(store: BenchStore, cells: list[dict], path, x: str = "wall_
     import matplotlib.pyplot as plt
 
     # one column per (data, network, engine): runs of different networks are never averaged together
-    panels = sorted({(c["config"]["data"]["name"], c["config"].get("network_label", ""), c["config"]["engine"]["label"])
-                     for c in cells})
+    panels = sorted(
+        {
+            (c["config"]["data"]["name"], c["config"].get("network_label", ""), c["config"]["engine"]["label"])
+            for c in cells
+        }
+    )
     several_problems = len({p[:2] for p in panels}) > 1
     curves = {c["key"]: store.curves(c["key"]) for c in cells}
     top = "agreement" if any("agreement" in v for v in curves.values()) else "accuracy"
     if not any(top in v for v in curves.values()):
         return None
-    fig, axes = plt.subplots(2, len(panels), figsize=(3.4 * len(panels), 6.4 if several_problems else 6),
-                             squeeze=False)
+    fig, axes = plt.subplots(2, len(panels), figsize=(3.4 * len(panels), 6.4 if several_problems else 6), squeeze=False)
     for j, (data, network, engine) in enumerate(panels):
         for row, metric in enumerate((top, "nll")):
             ax = axes[row, j]
             for sym in SYMMETRY_ORDER:
-                runs = [curves[c["key"]].get(metric) for c in cells
-                        if (c["config"]["data"]["name"], c["config"].get("network_label", ""),
-                            c["config"]["engine"]["label"]) == (data, network, engine) and c["config"]["symmetry"] == sym]
+                runs = [
+                    curves[c["key"]].get(metric)
+                    for c in cells
+                    if (
+                        c["config"]["data"]["name"],
+                        c["config"].get("network_label", ""),
+                        c["config"]["engine"]["label"],
+                    )
+                    == (data, network, engine)
+                    and c["config"]["symmetry"] == sym
+                ]
                 runs = [r for r in runs if r]
                 if not runs:
                     continue
@@ -206,8 +267,11 @@ def plot_reliability(store: BenchStore, cells: list[dict], path) -> Path | None:
     drawn = False
     for ax, engine in zip(axes[0], engines):
         for sym in SYMMETRY_ORDER:
-            diagrams = [store.artifacts(c["key"]).get("reliability") for c in cells
-                        if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym]
+            diagrams = [
+                store.artifacts(c["key"]).get("reliability")
+                for c in cells
+                if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym
+            ]
             diagrams = [d for d in diagrams if d]
             if not diagrams:
                 continue
@@ -244,9 +308,11 @@ def plot_symmetry(cells: list[dict], path) -> Path | None:
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(max(8, 1.2 * len(keys) + 4), 3.8))
     xs = np.arange(len(keys))
     width = 0.27
-    for offset, metric, label in ((-width, "rhat_params_unaligned_median", "params"),
-                                  (0, "rhat_params_aligned_median", "params, aligned"),
-                                  (width, "rhat_pred_max", "predictions (max)")):
+    for offset, metric, label in (
+        (-width, "rhat_params_unaligned_median", "params"),
+        (0, "rhat_params_aligned_median", "params, aligned"),
+        (width, "rhat_pred_max", "predictions (max)"),
+    ):
         vals = [np.nanmean([r["metrics"].get(metric, np.nan) for r in groups[k]]) for k in keys]
         ax1.bar(xs + offset, np.asarray(vals) - 1, width, bottom=1, label=label)
     ax1.axhline(1.01, color="k", ls=":", lw=1)
@@ -261,24 +327,34 @@ def plot_symmetry(cells: list[dict], path) -> Path | None:
     return _save(fig, path)
 
 
-def write_report(store: BenchStore, out_dir, suite: str | None = None, machine: str | None = None,
-                 title: str | None = None) -> list[Path]:
+def write_report(
+    store: BenchStore, out_dir, suite: str | None = None, machine: str | None = None, title: str | None = None
+) -> list[Path]:
     """Markdown (+ JSON of every cell) and PNGs for the cells of ``suite`` (all cells when None)."""
     cells = store.cells(suite)
     if not cells:
         raise ValueError(f"store {store.path} holds no cells{f' of suite {suite!r}' if suite else ''}")
     out_dir = Path(out_dir)
     stem = f"bench_{suite or 'all'}"
-    figures = [plot_reference_distance(cells, out_dir / f"{stem}_reference.png"),
-               plot_convergence(store, cells, out_dir / f"{stem}_convergence.png"),
-               plot_convergence(store, cells, out_dir / f"{stem}_convergence_grads.png", x="grad_evals"),
-               plot_reliability(store, cells, out_dir / f"{stem}_reliability.png"),
-               plot_symmetry(cells, out_dir / f"{stem}_symmetry.png")]
+    figures = [
+        plot_reference_distance(cells, out_dir / f"{stem}_reference.png"),
+        plot_convergence(store, cells, out_dir / f"{stem}_convergence.png"),
+        plot_convergence(store, cells, out_dir / f"{stem}_convergence_grads.png", x="grad_evals"),
+        plot_reliability(store, cells, out_dir / f"{stem}_reliability.png"),
+        plot_symmetry(cells, out_dir / f"{stem}_symmetry.png"),
+    ]
     figures = [f for f in figures if f is not None]
     suites = ", ".join(sorted({c["suite"] for c in cells}))
-    parts = [f"# {title or f'Benchmark: {suites}'}", "",
-             f"{len(cells)} cells; mean ± std over seeds. Wall times are the engines' own steps (compilation in the "
-             "first chunk included, scoring at checkpoints excluded).", "", "## Headline", "", headline_table(cells)]
+    parts = [
+        f"# {title or f'Benchmark: {suites}'}",
+        "",
+        f"{len(cells)} cells; mean ± std over seeds. Wall times are the engines' own steps (compilation in the "
+        "first chunk included, scoring at checkpoints excluded).",
+        "",
+        "## Headline",
+        "",
+        headline_table(cells),
+    ]
     sym = symmetry_table(cells)
     if sym:
         parts += ["", "## Symmetry and multimodality", "", sym]
@@ -291,6 +367,10 @@ def write_report(store: BenchStore, out_dir, suite: str | None = None, machine: 
     md = out_dir / f"{stem}.md"
     atomic_write_text(md, "\n".join(parts) + "\n")
     js = out_dir / f"{stem}.json"
-    atomic_write_text(js, json.dumps({"machine": machine, "cells": cells,
-                                      "curves": {c["key"]: store.curves(c["key"]) for c in cells}}, indent=1))
+    atomic_write_text(
+        js,
+        json.dumps(
+            {"machine": machine, "cells": cells, "curves": {c["key"]: store.curves(c["key"]) for c in cells}}, indent=1
+        ),
+    )
     return [md, js] + figures

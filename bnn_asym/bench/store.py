@@ -42,9 +42,10 @@ class _SQLiteStore:
                 db.execute(statement)
             table, first = self.CHECK_TABLE
             columns = [row[1] for row in db.execute(f"PRAGMA table_info({table})")]
-        if tuple(columns[:len(first)]) != first:
-            raise StoreError(f"results store {self.path} has a {table!r} table that bnn_asym did not write; "
-                             "pass another store path")
+        if tuple(columns[: len(first)]) != first:
+            raise StoreError(
+                f"results store {self.path} has a {table!r} table that bnn_asym did not write; pass another store path"
+            )
 
     @contextmanager
     def _connect(self):
@@ -57,13 +58,17 @@ class _SQLiteStore:
             finally:
                 db.close()
         except sqlite3.DatabaseError as e:
-            raise StoreError(f"results store {self.path} cannot be read ({e}); it is not a bnn_asym results store "
-                             "or it is damaged: move it away or pass another store path") from e
+            raise StoreError(
+                f"results store {self.path} cannot be read ({e}); it is not a bnn_asym results store "
+                "or it is damaged: move it away or pass another store path"
+            ) from e
 
 
 class ResultsStore(_SQLiteStore):
-    SCHEMA = ("CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, "
-              "result TEXT NOT NULL, seconds REAL, created REAL)",)
+    SCHEMA = (
+        "CREATE TABLE IF NOT EXISTS jobs (key TEXT PRIMARY KEY, kind TEXT NOT NULL, config TEXT NOT NULL, "
+        "result TEXT NOT NULL, seconds REAL, created REAL)",
+    )
     CHECK_TABLE = ("jobs", ("key", "kind", "config", "result"))
 
     def get(self, config: dict) -> dict | None:
@@ -75,8 +80,14 @@ class ResultsStore(_SQLiteStore):
         with self._connect() as db:
             db.execute(
                 "INSERT OR REPLACE INTO jobs VALUES (?, ?, ?, ?, ?, ?)",
-                (job_key(config), config.get("kind", ""), json.dumps(config, sort_keys=True), json.dumps(result),
-                 seconds, time.time()),
+                (
+                    job_key(config),
+                    config.get("kind", ""),
+                    json.dumps(config, sort_keys=True),
+                    json.dumps(result),
+                    seconds,
+                    time.time(),
+                ),
             )
 
     def all(self, kind: str | None = None) -> list[tuple[dict, dict]]:
@@ -121,16 +132,32 @@ class BenchStore(_SQLiteStore):
         with self._connect() as db:
             for table in ("metrics", "curves", "artifacts"):
                 db.execute(f"DELETE FROM {table} WHERE cell = ?", (key,))
-            db.execute("INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?)",
-                       (key, suite, json.dumps(config, sort_keys=True), json.dumps(result.get("info", {})), seconds,
-                        time.time()))
-            db.executemany("INSERT INTO metrics VALUES (?, ?, ?)",
-                           [(key, n, _real(v)) for n, v in sorted(result.get("metrics", {}).items())])
-            db.executemany("INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
-                           [(key, c["curve"], int(c["step"]), c["wall_s"], c["grad_evals"], _real(c["value"]))
-                            for c in result.get("curves", [])])
-            db.executemany("INSERT INTO artifacts VALUES (?, ?, ?)",
-                           [(key, n, json.dumps(v)) for n, v in sorted(result.get("artifacts", {}).items())])
+            db.execute(
+                "INSERT OR REPLACE INTO cells VALUES (?, ?, ?, ?, ?, ?)",
+                (
+                    key,
+                    suite,
+                    json.dumps(config, sort_keys=True),
+                    json.dumps(result.get("info", {})),
+                    seconds,
+                    time.time(),
+                ),
+            )
+            db.executemany(
+                "INSERT INTO metrics VALUES (?, ?, ?)",
+                [(key, n, _real(v)) for n, v in sorted(result.get("metrics", {}).items())],
+            )
+            db.executemany(
+                "INSERT INTO curves VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (key, c["curve"], int(c["step"]), c["wall_s"], c["grad_evals"], _real(c["value"]))
+                    for c in result.get("curves", [])
+                ],
+            )
+            db.executemany(
+                "INSERT INTO artifacts VALUES (?, ?, ?)",
+                [(key, n, json.dumps(v)) for n, v in sorted(result.get("artifacts", {}).items())],
+            )
 
     def cells(self, suite: str | None = None) -> list[dict]:
         """Every stored cell: key, suite, config, info, seconds, and its metrics as a dict."""
@@ -140,13 +167,23 @@ class BenchStore(_SQLiteStore):
             metrics: dict[str, dict] = {}
             for cell, name, value in db.execute("SELECT cell, name, value FROM metrics"):
                 metrics.setdefault(cell, {})[name] = value
-        return [{"key": k, "suite": s, "config": json.loads(c), "info": json.loads(i), "seconds": sec,
-                 "metrics": metrics.get(k, {})} for k, s, c, i, sec in rows]
+        return [
+            {
+                "key": k,
+                "suite": s,
+                "config": json.loads(c),
+                "info": json.loads(i),
+                "seconds": sec,
+                "metrics": metrics.get(k, {}),
+            }
+            for k, s, c, i, sec in rows
+        ]
 
     def curves(self, key: str) -> dict[str, list[tuple]]:
         with self._connect() as db:
-            rows = db.execute("SELECT curve, step, wall_s, grad_evals, value FROM curves WHERE cell = ? ORDER BY step",
-                              (key,)).fetchall()
+            rows = db.execute(
+                "SELECT curve, step, wall_s, grad_evals, value FROM curves WHERE cell = ? ORDER BY step", (key,)
+            ).fetchall()
         out: dict[str, list[tuple]] = {}
         for curve, step, wall, grads, value in rows:
             out.setdefault(curve, []).append((step, wall, grads, value))
@@ -169,8 +206,10 @@ class BenchStore(_SQLiteStore):
 
     def put_reference(self, config: dict, result: dict, seconds: float) -> None:
         with self._connect() as db:
-            db.execute("INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?)",
-                       (job_key(config), json.dumps(config, sort_keys=True), json.dumps(result), seconds, time.time()))
+            db.execute(
+                "INSERT OR REPLACE INTO refs VALUES (?, ?, ?, ?, ?)",
+                (job_key(config), json.dumps(config, sort_keys=True), json.dumps(result), seconds, time.time()),
+            )
 
     def references(self) -> list[tuple[dict, dict]]:
         with self._connect() as db:
@@ -188,9 +227,19 @@ class BenchStore(_SQLiteStore):
         for cell in self.cells():
             c = cell["config"]
             for name, value in sorted(cell["metrics"].items()):
-                writer.writerow([cell["suite"], cell["key"], c["data"]["name"], c.get("network_label", ""),
-                                 c["symmetry"], c["engine"]["label"], c["seed"], name,
-                                 "" if value is None else repr(float(value))])
+                writer.writerow(
+                    [
+                        cell["suite"],
+                        cell["key"],
+                        c["data"]["name"],
+                        c.get("network_label", ""),
+                        c["symmetry"],
+                        c["engine"]["label"],
+                        c["seed"],
+                        name,
+                        "" if value is None else repr(float(value)),
+                    ]
+                )
         atomic_write_text(path, buffer.getvalue())
         return Path(path)
 

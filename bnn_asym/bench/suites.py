@@ -124,13 +124,24 @@ class Cell:
     agreement_target: float
 
     def config(self) -> dict:
-        return {"version": SUITE_VERSION, "data": dataclasses.asdict(self.data),
-                "network": dataclasses.asdict(self.network), "symmetry": self.symmetry,
-                "engine": {"name": self.engine.name, "label": self.engine.label, "options": dict(self.engine.options),
-                           "init": self.engine.init, "budget": dict(self.engine.budget),
-                           "checkpoints": dict(self.engine.checkpoints)},
-                "seed": self.seed, "chain_method": self.chain_method, "metrics": list(self.metrics),
-                "agreement_target": self.agreement_target}
+        return {
+            "version": SUITE_VERSION,
+            "data": dataclasses.asdict(self.data),
+            "network": dataclasses.asdict(self.network),
+            "symmetry": self.symmetry,
+            "engine": {
+                "name": self.engine.name,
+                "label": self.engine.label,
+                "options": dict(self.engine.options),
+                "init": self.engine.init,
+                "budget": dict(self.engine.budget),
+                "checkpoints": dict(self.engine.checkpoints),
+            },
+            "seed": self.seed,
+            "chain_method": self.chain_method,
+            "metrics": list(self.metrics),
+            "agreement_target": self.agreement_target,
+        }
 
     @property
     def key(self) -> str:
@@ -141,9 +152,13 @@ class Cell:
 
     def reference_config(self, reference: ReferenceSpec) -> dict:
         """What the reference posterior of this cell depends on: data, network, symmetry, prior, settings."""
-        return {"version": SUITE_VERSION, "data": dataclasses.asdict(self.data),
-                "network": dataclasses.asdict(self.network), "symmetry": self.symmetry,
-                "reference": {"engine": reference.engine, "options": dict(reference.options), "seed": reference.seed}}
+        return {
+            "version": SUITE_VERSION,
+            "data": dataclasses.asdict(self.data),
+            "network": dataclasses.asdict(self.network),
+            "symmetry": self.symmetry,
+            "reference": {"engine": reference.engine, "options": dict(reference.options), "seed": reference.seed},
+        }
 
 
 @dataclass(frozen=True)
@@ -162,9 +177,14 @@ class Suite:
     source: str = field(default="", compare=False)
 
     def cells(self) -> list[Cell]:
-        return [Cell(self.name, d, n, s, e, seed, self.chain_method, self.metrics, self.agreement_target)
-                for d in self.data for n in self.networks for s in self.symmetries for e in self.engines
-                for seed in self.seeds]
+        return [
+            Cell(self.name, d, n, s, e, seed, self.chain_method, self.metrics, self.agreement_target)
+            for d in self.data
+            for n in self.networks
+            for s in self.symmetries
+            for e in self.engines
+            for seed in self.seeds
+        ]
 
     def with_overrides(self, **changes) -> Suite:
         return dataclasses.replace(self, **changes)
@@ -219,8 +239,9 @@ def _network(where: _Where, path: str, t: dict) -> NetworkSpec:
     if "hidden" in t and ("depth" in t or "width" in t):
         raise where.fail(path, "give either hidden = [...] or depth and width, not both")
     rules = {f.name: f.metadata.get("rule") for f in dataclasses.fields(NetworkSpec)}
-    rules.update(family=one_of(*FAMILIES), norm=one_of(*NORMS[:2]), prior_scale=number(0.0), depth=integer(1),
-                 width=integer(1))
+    rules.update(
+        family=one_of(*FAMILIES), norm=one_of(*NORMS[:2]), prior_scale=number(0.0), depth=integer(1), width=integer(1)
+    )
     values = {k: _checked(rules[k].check, v, where(f"{path}.{k}")) for k, v in t.items()}
     if "hidden" not in values and (values.get("family", "mlp") == "mlp" or "depth" in values or "width" in values):
         values["hidden"] = (values.get("width", 16),) * (values.get("depth", 3) - 1)
@@ -243,8 +264,7 @@ def _engine(where: _Where, path: str, t: dict) -> EngineSpec:
     from ..inference.driver import Budget, CheckpointPlan
     from ..nets.spec import INIT_SCHEMES
 
-    _checked(check_keys, t, where(path), ("name", "label", "options", "init", "budget", "checkpoints"),
-             ("name",))
+    _checked(check_keys, t, where(path), ("name", "label", "options", "init", "budget", "checkpoints"), ("name",))
     name = _checked(one_of(*ENGINES).check, t["name"], where(f"{path}.name"))
     options = _sorted_items(where, f"{path}.options", t.get("options", {}))
     try:
@@ -256,9 +276,14 @@ def _engine(where: _Where, path: str, t: dict) -> EngineSpec:
     init = t.get("init")
     if init is not None:
         _checked(one_of(*INIT_SCHEMES, *WARM_STARTS).check, init, where(f"{path}.init"))
-    return EngineSpec(name, str(t.get("label", name)), options, init,
-                      _sorted_items(where, f"{path}.budget", t.get("budget")),
-                      _sorted_items(where, f"{path}.checkpoints", t.get("checkpoints")))
+    return EngineSpec(
+        name,
+        str(t.get("label", name)),
+        options,
+        init,
+        _sorted_items(where, f"{path}.budget", t.get("budget")),
+        _sorted_items(where, f"{path}.checkpoints", t.get("checkpoints")),
+    )
 
 
 def _reference(where: _Where, path: str, t: dict) -> ReferenceSpec:
@@ -273,13 +298,27 @@ def _reference(where: _Where, path: str, t: dict) -> ReferenceSpec:
         raise where.fail(path, str(e)) from None
     if opts.num_chains < 2:
         raise where.fail(f"{path}.options.num_chains", "a reference needs at least 2 chains (for its R-hat)")
-    return ReferenceSpec(engine, options, _checked(integer(0).check, t.get("seed", 1000), where(f"{path}.seed")),
-                         _checked(number(1.0).check, t.get("rhat_threshold", 1.01),
-                                  where(f"{path}.rhat_threshold")))
+    return ReferenceSpec(
+        engine,
+        options,
+        _checked(integer(0).check, t.get("seed", 1000), where(f"{path}.seed")),
+        _checked(number(1.0).check, t.get("rhat_threshold", 1.01), where(f"{path}.rhat_threshold")),
+    )
 
 
-TOP_LEVEL_KEYS = ("name", "description", "data", "networks", "symmetries", "engines", "seeds", "reference",
-                  "chain_method", "metrics", "agreement_target")
+TOP_LEVEL_KEYS = (
+    "name",
+    "description",
+    "data",
+    "networks",
+    "symmetries",
+    "engines",
+    "seeds",
+    "reference",
+    "chain_method",
+    "metrics",
+    "agreement_target",
+)
 
 
 def _each(where: _Where, path: str, values: list, parse) -> tuple:
@@ -308,11 +347,24 @@ def parse_suite(table: dict, source: str = "<dict>") -> Suite:
     reference = _reference(where, "reference", table["reference"]) if "reference" in table else None
     if "agreement" in metrics and reference is None:
         raise where.fail("metrics", "'agreement' needs a [reference] table (the posterior to agree with)")
-    chain_method = _checked(one_of(*CHAIN_METHODS).check, table.get("chain_method", "sequential"),
-                            where("chain_method"))
+    chain_method = _checked(
+        one_of(*CHAIN_METHODS).check, table.get("chain_method", "sequential"), where("chain_method")
+    )
     target = _checked(number(0.0, 1.0).check, table.get("agreement_target", 0.95), where("agreement_target"))
-    return Suite(str(table["name"]), str(table.get("description", "")), data, networks, symmetries, engines, seeds,
-                 reference, chain_method, metrics, target, source)
+    return Suite(
+        str(table["name"]),
+        str(table.get("description", "")),
+        data,
+        networks,
+        symmetries,
+        engines,
+        seeds,
+        reference,
+        chain_method,
+        metrics,
+        target,
+        source,
+    )
 
 
 def load_suite(name_or_path) -> Suite:
@@ -321,7 +373,9 @@ def load_suite(name_or_path) -> Suite:
     if not path.suffix and (BUILTIN_DIR / f"{name_or_path}.toml").exists():
         path = BUILTIN_DIR / f"{name_or_path}.toml"
     if not path.exists():
-        raise SuiteError(f"no suite {str(name_or_path)!r}: neither a built-in ({', '.join(builtin_suites())}) nor a file")
+        raise SuiteError(
+            f"no suite {str(name_or_path)!r}: neither a built-in ({', '.join(builtin_suites())}) nor a file"
+        )
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):

@@ -25,8 +25,9 @@ Laplace) store independent runs as pseudo-chains.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -181,8 +182,9 @@ class Engine:
         valid = cls.option_names()
         unknown = sorted(set(options) - set(valid))
         if unknown:
-            raise TypeError(f"engine {cls.name!r} got unknown option(s) {', '.join(unknown)}; "
-                            f"valid options: {', '.join(valid)}")
+            raise TypeError(
+                f"engine {cls.name!r} got unknown option(s) {', '.join(unknown)}; valid options: {', '.join(valid)}"
+            )
         opts = cls.Options(**options)
         check_fields(opts, f"{cls.name} option")
         cls.check_options(opts)

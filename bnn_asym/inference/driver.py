@@ -23,8 +23,9 @@ import dataclasses
 import hashlib
 import math
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from .base import APPROXIMATION, TRAJECTORY, Algorithm, FitData, Plan, StepInfo,
 
 TARGET_CHUNK_SECONDS = 1.0  # steps per chunk are sized to take about this long (progress, budgets)
 FIRST_CHUNK_STEPS = 10  # the first chunk compiles: keep it short to learn the speed
-TRAJECTORY_BUFFER_BYTES = 2 ** 27  # positions held on the device per chain and chunk
+TRAJECTORY_BUFFER_BYTES = 2**27  # positions held on the device per chain and chunk
 MAX_TRAJECTORY_CHUNK, MAX_APPROXIMATION_CHUNK = 500, 2000
 
 
@@ -80,8 +81,10 @@ class CheckpointPlan:
         if isinstance(value, (list, tuple, range)):
             value = {"steps": list(value)}
         elif not isinstance(value, dict):
-            raise ValueError(f"checkpoints={value!r} is not valid; accepted: a list of steps, or a dict with steps, "
-                             "every_steps and/or every_seconds")
+            raise ValueError(
+                f"checkpoints={value!r} is not valid; accepted: a list of steps, or a dict with steps, "
+                "every_steps and/or every_seconds"
+            )
         check_keys(value, "checkpoints has", ("steps", "every_steps", "every_seconds"))
         steps = sequence_of(integer(1), "a list of integers >= 1").check(value.get("steps", ()), "checkpoints steps")
         every_steps, every_seconds = value.get("every_steps"), value.get("every_seconds")
@@ -152,7 +155,7 @@ class RunInfo:
         if "loss" in self.trace and self.num_chains == 1 and self.extra.get("objective") == "negative_elbo":
             elbo = -np.asarray(self.trace["loss"][0], dtype=np.float64)
             d["elbo"] = elbo.tolist()
-            d["final_elbo"] = float(np.mean(elbo[-max(1, len(elbo) // 20):]))
+            d["final_elbo"] = float(np.mean(elbo[-max(1, len(elbo) // 20) :]))
         return d
 
     @classmethod
@@ -193,8 +196,13 @@ def chain_seeds(seed: int, num_chains: int) -> list[ChainSeeds]:
     out = []
     for child in np.random.SeedSequence(seed).spawn(num_chains):
         start, run, draws = child.spawn(3)
-        out.append(ChainSeeds(int(start.generate_state(1, np.uint64)[0]), run.generate_state(2, np.uint32),
-                              draws.generate_state(2, np.uint32)))
+        out.append(
+            ChainSeeds(
+                int(start.generate_state(1, np.uint64)[0]),
+                run.generate_state(2, np.uint32),
+                draws.generate_state(2, np.uint32),
+            )
+        )
     return out
 
 
@@ -221,9 +229,15 @@ def advanced(p: Progress, n: int, elapsed: float, grad_evals: int, data_passes: 
     first = p.steps == 0
     # the first chunk compiles: its speed is an upper bound, and from one step not even that
     speed = elapsed / n if (not first or n > 1) else None
-    return dataclasses.replace(p, steps=p.steps + n, wall_s=p.wall_s + elapsed,
-                               first_chunk_s=elapsed if first else p.first_chunk_s, seconds_per_step=speed,
-                               grad_evals=p.grad_evals + grad_evals, data_passes=p.data_passes + data_passes)
+    return dataclasses.replace(
+        p,
+        steps=p.steps + n,
+        wall_s=p.wall_s + elapsed,
+        first_chunk_s=elapsed if first else p.first_chunk_s,
+        seconds_per_step=speed,
+        grad_evals=p.grad_evals + grad_evals,
+        data_passes=p.data_passes + data_passes,
+    )
 
 
 def next_chunk_length(p: Progress, total: int, capacity: int, checkpoints: CheckpointPlan, budget: Budget) -> int:
@@ -290,9 +304,15 @@ def first_nonfinite(info: StepInfo) -> tuple[str, int, int] | None:
 
 # ----- what a run records ---------------------------------------------------------------------------------
 # sample statistic <- StepInfo field, with the dtype it is stored in (None: as the engine reports it)
-SAMPLE_STATS = (("n_steps", "grad_evals", np.int64), ("diverging", "diverging", np.bool_),
-                ("acceptance_rate", "accept_prob", None), ("energy", "energy", None), ("step_size", "step_size", None),
-                ("lp", "potential", np.float64), ("tree_depth", "tree_depth", np.int64))
+SAMPLE_STATS = (
+    ("n_steps", "grad_evals", np.int64),
+    ("diverging", "diverging", np.bool_),
+    ("acceptance_rate", "accept_prob", None),
+    ("energy", "energy", None),
+    ("step_size", "step_size", None),
+    ("lp", "potential", np.float64),
+    ("tree_depth", "tree_depth", np.int64),
+)
 
 
 class KeptDraws:
@@ -309,12 +329,12 @@ class KeptDraws:
         if not self.buffers:
             self.buffers = {k: np.empty((v.shape[0], self.capacity) + v.shape[2:], v.dtype) for k, v in chunk.items()}
         for k, v in chunk.items():
-            self.buffers[k][:, self.filled:self.filled + n] = v
+            self.buffers[k][:, self.filled : self.filled + n] = v
         self.filled += n
 
     def arrays(self) -> dict[str, np.ndarray]:
         # Views of the filled part: later chunks write only past it, so a checkpoint's draws never change.
-        return {k: b[:, :self.filled] for k, b in self.buffers.items()}
+        return {k: b[:, : self.filled] for k, b in self.buffers.items()}
 
     def __bool__(self) -> bool:
         return self.filled > 0
@@ -384,9 +404,24 @@ def run_info(ctx: RunContext, p: Progress, record: Record, stopped_by: str) -> R
     if divergences is not None:
         last = record.kept_stats[-1]
         extra["step_size"] = [float(s) for s in last["step_size"][:, -1]] if "step_size" in last else None
-    return RunInfo(ctx.engine, ctx.backend, ctx.device, ctx.chain_method, ctx.num_chains, p.steps, ctx.planned_steps,
-                   stopped_by, p.wall_s, p.first_chunk_s, p.grad_evals, p.data_passes, divergences, ctx.init, trace,
-                   extra)
+    return RunInfo(
+        ctx.engine,
+        ctx.backend,
+        ctx.device,
+        ctx.chain_method,
+        ctx.num_chains,
+        p.steps,
+        ctx.planned_steps,
+        stopped_by,
+        p.wall_s,
+        p.first_chunk_s,
+        p.grad_evals,
+        p.data_passes,
+        divergences,
+        ctx.init,
+        trace,
+        extra,
+    )
 
 
 # ----- the loop -------------------------------------------------------------------------------------------
@@ -405,12 +440,29 @@ class Session(NamedTuple):
     n_rows: int
 
 
-def run(engine, model, data: FitData, options, *, backend: str, seed: int, starts: list[dict], device,
-        device_name: str, chain_method: str, progress: bool, checkpoints: CheckpointPlan, callback: Callable | None,
-        budget: Budget, make_posterior: Callable, init_label: str = "network") -> RunResult:
+def run(
+    engine,
+    model,
+    data: FitData,
+    options,
+    *,
+    backend: str,
+    seed: int,
+    starts: list[dict],
+    device,
+    device_name: str,
+    chain_method: str,
+    progress: bool,
+    checkpoints: CheckpointPlan,
+    callback: Callable | None,
+    budget: Budget,
+    make_posterior: Callable,
+    init_label: str = "network",
+) -> RunResult:
     """Run ``engine`` on ``model`` and ``data``; see the module docstring."""
-    s = _session(engine, model, data, options, backend, seed, len(starts), device, device_name, chain_method,
-                 budget, init_label)
+    s = _session(
+        engine, model, data, options, backend, seed, len(starts), device, device_name, chain_method, budget, init_label
+    )
     with _isolated_torch_rng(s.algo.runtime):
         states, keys = s.runner.init(_runner_keys(s), starts)
         record, taken = Record(s.plan, s.total), []
@@ -447,8 +499,9 @@ def run(engine, model, data: FitData, options, *, backend: str, seed: int, start
     return _result(s, p, record, stopped_by, draws, stats, taken)
 
 
-def _session(engine, model, data, options, backend, seed, num_chains, device, device_name, chain_method, budget,
-             init_label) -> Session:
+def _session(
+    engine, model, data, options, backend, seed, num_chains, device, device_name, chain_method, budget, init_label
+) -> Session:
     from .runners import resolve_chain_method
 
     algo = engine.build(model, data, options, backend)
@@ -456,11 +509,22 @@ def _session(engine, model, data, options, backend, seed, num_chains, device, de
     method = resolve_chain_method(chain_method, num_chains, algo.runtime, getattr(device, "platform", "cpu"))
     total = plan.num_steps if budget.steps is None else min(plan.num_steps, int(budget.steps))
     runner = _runner(engine, algo, plan, model, data, options, backend, num_chains, method, device, total)
-    ctx = RunContext(engine.name, backend, device_name, method, num_chains, total, init_label,
-                     engine.facts(options, data.n))
+    ctx = RunContext(
+        engine.name, backend, device_name, method, num_chains, total, init_label, engine.facts(options, data.n)
+    )
     rows = data.n if plan.batch_size is None else min(plan.batch_size, data.n)
-    return Session(engine, runner.algo, plan, engine.display(options, data.n), runner, chain_seeds(seed, num_chains), ctx,
-                   total, rows, data.n)
+    return Session(
+        engine,
+        runner.algo,
+        plan,
+        engine.display(options, data.n),
+        runner,
+        chain_seeds(seed, num_chains),
+        ctx,
+        total,
+        rows,
+        data.n,
+    )
 
 
 def _capacity(plan: Plan, total: int, model) -> int:
@@ -478,8 +542,20 @@ def _runner(engine, algo, plan, model, data, options, backend, num_chains, metho
     capacity = _capacity(plan, total, model)
     if algo.runtime != "jax":
         return TorchRunner(algo, plan, data, num_chains, capacity)
-    key = (engine.name, model, repr(options), backend, data.X.shape, data.X.dtype.str, data.y.shape,
-           data.y.dtype.str, num_chains, method, str(device), capacity)
+    key = (
+        engine.name,
+        model,
+        repr(options),
+        backend,
+        data.X.shape,
+        data.X.dtype.str,
+        data.y.shape,
+        data.y.dtype.str,
+        num_chains,
+        method,
+        str(device),
+        capacity,
+    )
     if engine.draws_need_data:
         key += tuple(hashlib.sha1(np.ascontiguousarray(a)).hexdigest() for a in (data.X, data.y, data.w))
     runner = _COMPILED.get(key)
@@ -499,8 +575,10 @@ def _raise_if_nonfinite(s: Session, info: StepInfo, done: int) -> None:
     if bad is not None:
         name, chain, step = bad
         chain_text = f" of chain {chain}" if s.ctx.num_chains > 1 else ""
-        raise FloatingPointError(f"{s.engine.name}: {NONFINITE_WHAT[name]} became NaN or inf at step {done + step}"
-                                 f"{chain_text}; {s.display.nan_hint}")
+        raise FloatingPointError(
+            f"{s.engine.name}: {NONFINITE_WHAT[name]} became NaN or inf at step {done + step}"
+            f"{chain_text}; {s.display.nan_hint}"
+        )
 
 
 def _last_step(info: StepInfo) -> StepInfo:
@@ -528,13 +606,17 @@ def _current_draws(s: Session, states, record: Record):
 
 def _result(s: Session, p: Progress, record: Record, stopped_by: str, draws, stats, taken) -> RunResult:
     if s.plan.kind == TRAJECTORY and not record.kept:
-        raise ValueError(f"{s.engine.name} stopped after {p.steps} steps, before keeping any draw (the first kept "
-                         "step is after warmup): raise the budget or lower num_warmup")
+        raise ValueError(
+            f"{s.engine.name} stopped after {p.steps} steps, before keeping any draw (the first kept "
+            "step is after warmup): raise the budget or lower num_warmup"
+        )
     info = run_info(s.ctx, p, record, stopped_by)
     if info.num_divergences:
-        warn_user(f"{s.engine.name}: {info.num_divergences} divergent transitions after warmup (of "
-                  f"{int(np.prod(stats['diverging'].shape))} draws); try target_accept closer to 1, or a tighter prior",
-                  RuntimeWarning)
+        warn_user(
+            f"{s.engine.name}: {info.num_divergences} divergent transitions after warmup (of "
+            f"{int(np.prod(stats['diverging'].shape))} draws); try target_accept closer to 1, or a tighter prior",
+            RuntimeWarning,
+        )
     return RunResult(draws, stats, info, taken)
 
 

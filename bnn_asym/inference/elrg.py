@@ -221,8 +221,16 @@ def _layer(node, net, consts) -> Layer:
     fixed_flat = np.zeros((node.d_out, node.fan_in))
     np.put_along_axis(mask_flat, f_idx, 0.0, axis=1)
     np.put_along_axis(fixed_flat, f_idx, consts[f"{node.name}.fixed_value"], axis=1)
-    return Layer(node.name, names, f"{node.name}.weight", node.weight_shape, mask_flat.reshape(node.weight_shape),
-                 fixed_flat.reshape(node.weight_shape), f_idx, free_index(f_idx, node.fan_in))
+    return Layer(
+        node.name,
+        names,
+        f"{node.name}.weight",
+        node.weight_shape,
+        mask_flat.reshape(node.weight_shape),
+        fixed_flat.reshape(node.weight_shape),
+        f_idx,
+        free_index(f_idx, node.fan_in),
+    )
 
 
 def _full_graph(nodes):
@@ -234,8 +242,9 @@ def _full_graph(nodes):
         if isinstance(node, (Dense, Conv)):
             node = dataclasses.replace(node, n_fix=0)
         elif isinstance(node, Residual):
-            node = dataclasses.replace(node, main=tuple(_full_graph(node.main)),
-                                       shortcut=tuple(_full_graph(node.shortcut)))
+            node = dataclasses.replace(
+                node, main=tuple(_full_graph(node.main)), shortcut=tuple(_full_graph(node.shortcut))
+            )
         out.append(node)
     return tuple(out)
 
@@ -252,11 +261,25 @@ def setup(model, options, n_total: int) -> ELRGSetup:
     in_layers = {n for layer in layers for n in layer.names}
     full_shape = {p.name: p.shape for p in net.layout}
     full_shape.update({layer.weight: layer.shape for layer in layers})
-    return ELRGSetup(layers, tuple(p.name for p in net.layout if p.name not in in_layers),
-                     tuple(model.likelihood.latent_sites()), _full_graph(net.graph()), prepared_constants(net),
-                     tuple(net.input_shape), full_shape, {p.name: p.size for p in net.layout}, model.prior_loc_scale(),
-                     options.rank, options.lowrank_noise == "per_example", options.learn_diag,
-                     float(options.init_logvar), options.init_scale, n_total, jax_log_density(model), model.likelihood)
+    return ELRGSetup(
+        layers,
+        tuple(p.name for p in net.layout if p.name not in in_layers),
+        tuple(model.likelihood.latent_sites()),
+        _full_graph(net.graph()),
+        prepared_constants(net),
+        tuple(net.input_shape),
+        full_shape,
+        {p.name: p.size for p in net.layout},
+        model.prior_loc_scale(),
+        options.rank,
+        options.lowrank_noise == "per_example",
+        options.learn_diag,
+        float(options.init_logvar),
+        options.init_scale,
+        n_total,
+        jax_log_density(model),
+        model.likelihood,
+    )
 
 
 # ----- the pieces -----------------------------------------------------------------------------------------------
@@ -272,7 +295,9 @@ def init_params(key, start: dict, s: ELRGSetup) -> ELRGParams:
     for i, layer in enumerate(s.layers):
         mean[layer.weight] = _to_full(layer, start[layer.weight])
         for j, name in enumerate(layer.names):
-            z = jax.random.normal(jax.random.fold_in(jax.random.fold_in(key, i), j), (s.rank,) + s.full_shape[name], dtype)
+            z = jax.random.normal(
+                jax.random.fold_in(jax.random.fold_in(key, i), j), (s.rank,) + s.full_shape[name], dtype
+            )
             scale = 0.5 * jnp.std(start[name]) / math.sqrt(s.rank) if name == layer.weight else 0.01
             V[name] = layer.masked(name, scale * z)
     latent = {k: LatentGaussian(start[k], jnp.asarray(math.log(s.init_scale), dtype)) for k in s.latent_names}
@@ -330,8 +355,10 @@ def kl_divergence(q: ELRGParams, s: ELRGSetup):
 
     total = 0.0
     for layer in s.layers:
-        mask = {n: (1.0 if layer.mask is None or n != layer.weight else layer.mask.astype(q.mean[n].dtype))
-                for n in layer.names}
+        mask = {
+            n: (1.0 if layer.mask is None or n != layer.weight else layer.mask.astype(q.mean[n].dtype))
+            for n in layer.names
+        }
         lv = {n: _logvar(q, n, s) for n in layer.names}
         V = {n: layer.masked(n, q.V[n]) for n in layer.names}
         std = {n: s.prior[n][1] for n in layer.names}
@@ -344,12 +371,19 @@ def kl_divergence(q: ELRGParams, s: ELRGSetup):
         flat_s = jnp.concatenate([jnp.exp(lv[n]).reshape(-1) for n in layer.names])
         small = jnp.eye(s.rank, dtype=flat_V.dtype) + s.alpha * (flat_V / flat_s) @ flat_V.T
         free = sum(s.sizes[n] for n in layer.names)
-        total = total + 0.5 * (trace_s + s.alpha * trace_v + mahalanobis - free + log_det_prior - log_det_diag
-                               - jnp.linalg.slogdet(small)[1])
+        total = total + 0.5 * (
+            trace_s
+            + s.alpha * trace_v
+            + mahalanobis
+            - free
+            + log_det_prior
+            - log_det_diag
+            - jnp.linalg.slogdet(small)[1]
+        )
     for n in s.norm_names:
         m, lv = q.mean[n], _logvar(q, n, s)
         loc, std = s.prior[n]
-        total = total + 0.5 * jnp.sum((jnp.exp(lv) + (m - loc) ** 2) / std ** 2 - 1 - lv + 2 * math.log(std))
+        total = total + 0.5 * jnp.sum((jnp.exp(lv) + (m - loc) ** 2) / std**2 - 1 - lv + 2 * math.log(std))
     return total
 
 
@@ -366,8 +400,8 @@ def sample_latents(q: ELRGParams, key, s: ELRGSetup):
         u = loc + jnp.exp(log_scale) * jax.random.normal(jax.random.fold_in(key, i), jnp.shape(loc), loc.dtype)
         value = s.density.constrain({name: u})[name]
         log_q = -0.5 * ((u - loc) / jnp.exp(log_scale)) ** 2 - log_scale - 0.5 * math.log(2 * math.pi)
-        log_p = s.likelihood.latent_prior(jax_backend(), name).log_prob(value) + jnp.log(jnp.abs(
-            jax.grad(lambda t: s.density.constrain({name: t})[name])(u)))
+        jacobian = jax.grad(lambda t, name=name: s.density.constrain({name: t})[name])(u)
+        log_p = s.likelihood.latent_prior(jax_backend(), name).log_prob(value) + jnp.log(jnp.abs(jacobian))
         values[name] = value
         kl_mc = kl_mc + log_q - log_p
     return values, kl_mc
@@ -427,8 +461,11 @@ def draws(state: ELRGState, rng, num: int, s: ELRGSetup) -> dict:
         z2 = rng.standard_normal((num, s.rank))  # shared by the layer's weight and bias: one joint Gaussian
         for n in layer.names:
             m = q.mean[n]
-            full = (m + np.exp(0.5 * logvar(n)) * rng.standard_normal((num,) + m.shape)
-                    + math.sqrt(s.alpha) * np.tensordot(z2, q.V[n], axes=1))
+            full = (
+                m
+                + np.exp(0.5 * logvar(n)) * rng.standard_normal((num,) + m.shape)
+                + math.sqrt(s.alpha) * np.tensordot(z2, q.V[n], axes=1)
+            )
             if layer.mask is not None and n == layer.weight:  # back to the free entries of each row
                 full = np.take_along_axis(full.reshape(num, layer.shape[0], -1), layer.free_index[None], axis=2)
             out[n] = full
@@ -453,5 +490,8 @@ def build(model, n_total: int, options) -> Algorithm:
         q = init_params(key, unconstrained_start(s.density, start), s)
         return ELRGState(q, optimizer.init(q))
 
-    return Algorithm(init, lambda key, state, batch: step(key, state, batch, s, optimizer),
-                     draws=lambda state, rng, num: draws(state, rng, num, s))
+    return Algorithm(
+        init,
+        lambda key, state, batch: step(key, state, batch, s, optimizer),
+        draws=lambda state, rng, num: draws(state, rng, num, s),
+    )

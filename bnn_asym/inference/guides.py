@@ -15,7 +15,8 @@ starts in a second instead of tracing hundreds of eager operations. The ELBO use
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -43,8 +44,9 @@ def mean_field() -> Family:
     import jax.numpy as jnp
 
     def init(key, position, init_scale) -> MeanFieldParams:
-        return MeanFieldParams(position, jax.tree.map(
-            lambda v: jnp.full(jnp.shape(v), math.log(init_scale), jnp.result_type(v)), position))
+        return MeanFieldParams(
+            position, jax.tree.map(lambda v: jnp.full(jnp.shape(v), math.log(init_scale), jnp.result_type(v)), position)
+        )
 
     def sample(params, key):
         # one normal draw for every site: each random call adds a threefry block to the compiled program
@@ -61,8 +63,10 @@ def mean_field() -> Family:
         return sum(jnp.sum(x) for x in logs) + 0.5 * size * (1 + math.log(2 * math.pi))
 
     def draws(params, rng, num):
-        return {k: loc + np.exp(params.log_scale[k]) * rng.standard_normal((num,) + np.shape(loc)).astype(loc.dtype)
-                for k, loc in sorted(params.loc.items())}
+        return {
+            k: loc + np.exp(params.log_scale[k]) * rng.standard_normal((num,) + np.shape(loc)).astype(loc.dtype)
+            for k, loc in sorted(params.loc.items())
+        }
 
     return Family(init, sample, entropy, draws)
 

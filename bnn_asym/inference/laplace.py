@@ -9,9 +9,9 @@ hessian: "diag" (diagonal GGN over every free parameter), "full" (dense GGN; sma
 "last_layer" (dense covariance over the output layer's free weights and bias, the rest at the MAP).
 prior_precision: "model" (the BNN's prior: Laplace approximates exactly the posterior the other engines
 sample) or "marglik" (laplace-torch tunes one precision per parameter tensor by the marginal likelihood,
-starting from the model's; one for the whole output layer with ``hessian="last_layer"``). Predictions: by sampling the network at the draws, or -- for a Laplace
-posterior the usual choice -- linearised around the draws' mean (``Posterior.predict(X, method="glm")``
-or ``"probit"`` for classification).
+starting from the model's; one for the whole output layer with ``hessian="last_layer"``). Predictions: by
+sampling the network at the draws, or -- for a Laplace posterior the usual choice -- linearised around the
+draws' mean (``Posterior.predict(X, method="glm")`` or ``"probit"`` for classification).
 
 Written here rather than taken from laplace-torch: the MAP (JAX, like the other engines), the
 translation of bnn_asym's likelihoods (a Bernoulli logit becomes two-class logits; a learned noise std
@@ -42,15 +42,17 @@ FULL_MAX_PARAMS = 20_000  # a dense P x P curvature beyond this does not fit in 
 @dataclass
 class LaplaceOptions:
     hessian: str = field("last_layer", one_of(*HESSIANS), "GGN curvature: diagonal, full, or the output layer's dense")
-    prior_precision: str = field("model", one_of(*PRIOR_PRECISIONS), "the model's prior, or tuned by the marginal "
-                                                                     "likelihood")
+    prior_precision: str = field(
+        "model", one_of(*PRIOR_PRECISIONS), "the model's prior, or tuned by the marginal likelihood"
+    )
     num_steps: int = field(2000, integer(1), "MAP (Adam) steps")
     batch_size: int | None = field(128, optional(integer(1)), "rows per MAP step; None: the full data set")
     lr: float = field(1e-3, number(0.0), "Adam's (initial) learning rate")
     schedule: str = field("cosine", one_of(*SCHEDULES), "learning-rate schedule")
     num_draws: int = field(100, integer(1), "draws from the Laplace approximation")
-    curvature_batch_size: int | None = field(None, optional(integer(1)), "rows per curvature batch; None: sized to "
-                                                                         "~256 MB of Jacobians")
+    curvature_batch_size: int | None = field(
+        None, optional(integer(1)), "rows per curvature batch; None: sized to ~256 MB of Jacobians"
+    )
 
 
 class Laplace(Engine):
@@ -64,11 +66,14 @@ class Laplace(Engine):
 
     def check(self, model, data, options) -> None:
         if model.likelihood.name not in LIKELIHOODS:
-            raise ValueError(f"laplace supports the likelihoods {', '.join(LIKELIHOODS)}; got "
-                             f"{model.likelihood.name!r}")
+            raise ValueError(
+                f"laplace supports the likelihoods {', '.join(LIKELIHOODS)}; got {model.likelihood.name!r}"
+            )
         if options.hessian == "full" and model.net.num_free_params > FULL_MAX_PARAMS:
-            raise ValueError(f"laplace hessian='full' needs a dense {model.net.num_free_params}^2 matrix; accepted for "
-                             f"up to {FULL_MAX_PARAMS:,} free parameters: use hessian='diag' or 'last_layer'")
+            raise ValueError(
+                f"laplace hessian='full' needs a dense {model.net.num_free_params}^2 matrix; accepted for "
+                f"up to {FULL_MAX_PARAMS:,} free parameters: use hessian='diag' or 'last_layer'"
+            )
         if not np.all((data.w == 0) | (data.w == 1)):
             raise ValueError("laplace accepts weights of 0 or 1 only (rows in or out of the curvature)")
         try:
@@ -78,9 +83,11 @@ class Laplace(Engine):
         except RuntimeError as err:
             # A torchvision built for another torch fails to register its operators when torchmetrics
             # (imported by laplace-torch) imports it; laplace-torch itself never needs torchvision.
-            raise ValueError(f"engine 'laplace' could not import laplace-torch ({err}); this happens when an "
-                             "installed torchvision does not match torch: uninstall torchvision or install "
-                             "the build that matches your torch") from None
+            raise ValueError(
+                f"engine 'laplace' could not import laplace-torch ({err}); this happens when an "
+                "installed torchvision does not match torch: uninstall torchvision or install "
+                "the build that matches your torch"
+            ) from None
 
     def plan(self, options, n_rows: int) -> Plan:
         return Plan(options.num_steps, APPROXIMATION, 1, options.batch_size, num_draws=options.num_draws)
@@ -96,7 +103,7 @@ class Laplace(Engine):
 
         def draws(state, rng, num):
             point = {k: np.asarray(v[0]) for k, v in algo.draws(state, rng, 1).items()}
-            return laplace_draws(model, data, point, options, int(rng.integers(2 ** 62)), num)
+            return laplace_draws(model, data, point, options, int(rng.integers(2**62)), num)
 
         return algo._replace(draws=draws)
 
@@ -133,7 +140,7 @@ def _curvature_loader(model, data, options, dtype):
     y = torch.as_tensor(data.y[rows])
     y = y.long() if lik.task == "classification" else y.to(dtype)[:, None]
     n_out = 2 if lik.name == "bernoulli" else model.n_outputs
-    batch = options.curvature_batch_size or max(1, min(256, 2 ** 26 // max(1, n_out * model.net.layout.size)))
+    batch = options.curvature_batch_size or max(1, min(256, 2**26 // max(1, n_out * model.net.layout.size)))
     return DataLoader(TensorDataset(X, y), batch_size=batch)
 
 
@@ -147,14 +154,23 @@ def _fitted_laplace(model, net, point: dict, options, loader, dtype):
     sigma = 1.0
     if lik.name == "gaussian":
         sigma = float(point["noise_std"]) if lik.learns_noise else float(lik.noise_std)
-    kwargs = dict(likelihood="classification" if lik.task == "classification" else "regression",
-                  sigma_noise=sigma, backend=CurvlinopsGGN)
+    kwargs = dict(
+        likelihood="classification" if lik.task == "classification" else "regression",
+        sigma_noise=sigma,
+        backend=CurvlinopsGGN,
+    )
     if options.hessian == "last_layer":
         last = [p for p in layout if p.layer == model.net.weight_layers()[-1].name]
         idx = torch.cat([torch.arange(*layout.offsets[p.name]) for p in last])
         precision = torch.cat([torch.full((p.size,), 1.0 / prior[p.name][1] ** 2, dtype=dtype) for p in last])
-        la = make_laplace(net, subset_of_weights="subnetwork", hessian_structure="full", subnetwork_indices=idx,
-                          prior_mean=0.0, **kwargs)  # the output layer's prior is centred on 0
+        la = make_laplace(
+            net,
+            subset_of_weights="subnetwork",
+            hessian_structure="full",
+            subnetwork_indices=idx,
+            prior_mean=0.0,
+            **kwargs,
+        )  # the output layer's prior is centred on 0
         # laplace-torch 0.3's SubnetLaplace reads a per-parameter prior precision of the subnetwork's length,
         # but its setter only accepts lengths 1, n_tensors or n_params(all): set the attribute it reads.
         la._prior_precision, la._posterior_scale = precision, None
@@ -162,8 +178,14 @@ def _fitted_laplace(model, net, point: dict, options, loader, dtype):
         names = [p.name for p in layout]
         precision = torch.as_tensor([1.0 / prior[n][1] ** 2 for n in names], dtype=dtype)
         prior_mean = torch.cat([torch.full((layout[n].size,), prior[n][0], dtype=dtype) for n in names])
-        la = make_laplace(net, subset_of_weights="all", hessian_structure=options.hessian,
-                          prior_precision=precision, prior_mean=prior_mean, **kwargs)
+        la = make_laplace(
+            net,
+            subset_of_weights="all",
+            hessian_structure=options.hessian,
+            prior_precision=precision,
+            prior_mean=prior_mean,
+            **kwargs,
+        )
     la.fit(loader, progress_bar=False)
     return la, precision
 
@@ -179,8 +201,9 @@ def laplace_draws(model, data, point: dict, options, seed: int, num: int) -> dic
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         net = _torch_view(model, point, dtype)
-        la, precision = _fitted_laplace(model, net, point, options, _curvature_loader(model, data, options, dtype),
-                                        dtype)
+        la, precision = _fitted_laplace(
+            model, net, point, options, _curvature_loader(model, data, options, dtype), dtype
+        )
         if options.prior_precision == "marglik":
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # laplace-torch's reminder about link_approx

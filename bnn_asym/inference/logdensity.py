@@ -8,7 +8,8 @@ coordinates (log-Jacobian included), on a mini-batch ``(X, y, weights)`` scaled 
 
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import numpy as np
 

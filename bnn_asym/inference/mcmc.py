@@ -34,8 +34,11 @@ class NUTSOptions:
 @dataclass
 class HMCOptions(NUTSOptions):
     num_leapfrog: int = field(32, integer(1), "leapfrog steps of the adapted step size per transition")
-    step_size_jitter: float = field(0.2, number(0.0, 1.0, low_open=False, high_open=True),
-                                    "after warmup: step size x uniform(1 - j, 1 + j), against resonance")
+    step_size_jitter: float = field(
+        0.2,
+        number(0.0, 1.0, low_open=False, high_open=True),
+        "after warmup: step size x uniform(1 - j, 1 + j), against resonance",
+    )
 
 
 def nuts_postfix(info) -> dict:
@@ -52,8 +55,12 @@ class NUTS(Engine):
     backends = ("numpyro", "pyro")
 
     def plan(self, options, n_rows: int) -> Plan:
-        return Plan(options.num_warmup + options.num_samples * options.thinning, TRAJECTORY, options.num_chains,
-                    keep=KeepAfterWarmup(options.num_warmup, options.thinning))
+        return Plan(
+            options.num_warmup + options.num_samples * options.thinning,
+            TRAJECTORY,
+            options.num_chains,
+            keep=KeepAfterWarmup(options.num_warmup, options.thinning),
+        )
 
     def display(self, options, n_rows: int) -> Display:
         return Display(nuts_postfix, "try target_accept closer to 1, or a tighter prior")

@@ -96,9 +96,11 @@ def map_algorithm(model, n_total: int, num_steps: int, lr: float, schedule: str)
     density = jax_log_density(model)
     loss_fn = map_loss(density, n_total)
     optimizer = optax.adam(learning_rate(lr, schedule, num_steps))
-    return Algorithm(lambda key, start, batch: init(start, density, optimizer),
-                     lambda key, state, batch: step(key, state, batch, loss_fn, optimizer),
-                     draws=lambda state, rng, num: draws(state, rng, num, density))
+    return Algorithm(
+        lambda key, start, batch: init(start, density, optimizer),
+        lambda key, state, batch: step(key, state, batch, loss_fn, optimizer),
+        draws=lambda state, rng, num: draws(state, rng, num, density),
+    )
 
 
 class MAP(Engine):

@@ -81,12 +81,15 @@ def mcmc(model, kernel: str, options, n_total: int) -> Algorithm:
     density = jax_log_density(model)
     num_warmup = options.num_warmup
     jitter = getattr(options, "step_size_jitter", 0.0)
-    if kernel == "nuts":
-        k = NUTS(model_fn, target_accept_prob=options.target_accept, max_tree_depth=options.max_tree_depth,
-                 dense_mass=options.dense_mass)
-    else:
-        k = HMC(model_fn, target_accept_prob=options.target_accept, num_steps=options.num_leapfrog,
-                trajectory_length=None, dense_mass=options.dense_mass)
+    # NUTS builds its trajectory up to a tree depth; HMC takes a fixed number of leapfrog steps
+    length = (
+        dict(max_tree_depth=options.max_tree_depth)
+        if kernel == "nuts"
+        else dict(num_steps=options.num_leapfrog, trajectory_length=None)
+    )
+    k = (NUTS if kernel == "nuts" else HMC)(
+        model_fn, target_accept_prob=options.target_accept, dense_mass=options.dense_mass, **length
+    )
     # a tree of depth d has 2^d - 1 leapfrog steps at most: the depth is the bit length of the step count
     depth_bits = 2 ** jnp.arange(options.max_tree_depth + 1)
 
@@ -99,15 +102,23 @@ def mcmc(model, kernel: str, options, n_total: int) -> Algorithm:
         if jitter:
             sampling = state.i >= num_warmup
             u = 1 + jitter * (2 * jax.random.uniform(key, (), base.dtype) - 1)
-            state = state._replace(adapt_state=state.adapt_state._replace(step_size=jnp.where(sampling, base * u, base)))
+            state = state._replace(
+                adapt_state=state.adapt_state._replace(step_size=jnp.where(sampling, base * u, base))
+            )
         state = k.sample(state, (batch[0], batch[1], n_total, batch[2]), {})
         if jitter:
             used = state.adapt_state.step_size
             state = state._replace(adapt_state=state.adapt_state._replace(step_size=jnp.where(sampling, base, used)))
         depth = jnp.sum(state.num_steps >= depth_bits) if kernel == "nuts" else None
-        return state, StepInfo(state.num_steps, potential=state.potential_energy, diverging=state.diverging,
-                               accept_prob=state.accept_prob, step_size=state.adapt_state.step_size,
-                               energy=state.energy, tree_depth=depth)
+        return state, StepInfo(
+            state.num_steps,
+            potential=state.potential_energy,
+            diverging=state.diverging,
+            accept_prob=state.accept_prob,
+            step_size=state.adapt_state.step_size,
+            energy=state.energy,
+            tree_depth=depth,
+        )
 
     def position(state):
         return density.constrain(state.z)

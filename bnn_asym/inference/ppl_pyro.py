@@ -41,8 +41,11 @@ def _as_torch(batch):
     import torch
 
     X, y, w = batch
-    return (torch.as_tensor(np.asarray(X), dtype=torch.float32), torch.as_tensor(np.asarray(y)),
-            torch.as_tensor(np.asarray(w), dtype=torch.float32))
+    return (
+        torch.as_tensor(np.asarray(X), dtype=torch.float32),
+        torch.as_tensor(np.asarray(y)),
+        torch.as_tensor(np.asarray(w), dtype=torch.float32),
+    )
 
 
 class _Scoped:
@@ -95,10 +98,15 @@ def svi(model, guide: str, options, n_total: int) -> Algorithm:
         if guide == "normal":
             g = autoguide.AutoNormal(model_fn, init_loc_fn=init_fn, init_scale=options.init_scale)
         else:
-            g = autoguide.AutoLowRankMultivariateNormal(model_fn, init_loc_fn=init_fn, init_scale=options.init_scale,
-                                                        rank=options.rank)
-        chain = PyroSVIChain(SVI(model_fn, g, pyro.optim.Adam({"lr": options.lr}),
-                                 Trace_ELBO(num_particles=options.num_particles)), g, _empty_store(), _seed_state(key))
+            g = autoguide.AutoLowRankMultivariateNormal(
+                model_fn, init_loc_fn=init_fn, init_scale=options.init_scale, rank=options.rank
+            )
+        chain = PyroSVIChain(
+            SVI(model_fn, g, pyro.optim.Adam({"lr": options.lr}), Trace_ELBO(num_particles=options.num_particles)),
+            g,
+            _empty_store(),
+            _seed_state(key),
+        )
         with _Scoped(chain):
             X, y, w = _as_torch(batch)
             g(X, y, n_total, w)  # creates the guide's parameters in this chain's scope
@@ -112,7 +120,7 @@ def svi(model, guide: str, options, n_total: int) -> Algorithm:
 
     def draws(chain: PyroSVIChain, rng, num):
         with _Scoped(chain), torch.no_grad():
-            torch.manual_seed(int(rng.integers(2 ** 62)))
+            torch.manual_seed(int(rng.integers(2**62)))
             samples = [chain.guide() for _ in range(num)]
         return {k: np.stack([d[k].detach().numpy() for d in samples]) for k in names}
 
@@ -131,12 +139,16 @@ def mcmc(model, kernel: str, options, n_total: int) -> Algorithm:
 
         calls = [0]
         model_fn = model.pyro_model(calls=calls)
-        if kernel == "nuts":
-            k = NUTS(model_fn, target_accept_prob=options.target_accept, max_tree_depth=options.max_tree_depth,
-                     full_mass=options.dense_mass, jit_compile=False)
-        else:
-            k = HMC(model_fn, target_accept_prob=options.target_accept, num_steps=options.num_leapfrog,
-                    full_mass=options.dense_mass, jit_compile=False)
+        length = (
+            dict(max_tree_depth=options.max_tree_depth) if kernel == "nuts" else dict(num_steps=options.num_leapfrog)
+        )
+        k = (NUTS if kernel == "nuts" else HMC)(
+            model_fn,
+            target_accept_prob=options.target_accept,
+            full_mass=options.dense_mass,
+            jit_compile=False,
+            **length,
+        )
         z = {n: torch.as_tensor(np.asarray(v), dtype=torch.float32) for n, v in start.items()}
         for name in latent:  # the kernel works in unconstrained space: log of a positive noise std
             z[name] = torch.log(z[name])
@@ -156,10 +168,14 @@ def mcmc(model, kernel: str, options, n_total: int) -> Algorithm:
         n = t - k._warmup_steps if t > k._warmup_steps else t  # Pyro's running-mean counter of this phase
         accept = n * k._mean_accept_prob - (n - 1) * (before_mean if n > 1 else 0.0)
         grad_evals = chain.calls[0] - before_calls
-        return chain, StepInfo(grad_evals, potential=float(k._potential_energy_last),
-                               diverging=len(k._divergences) > before_div, accept_prob=float(np.clip(accept, 0.0, 1.0)),
-                               step_size=float(k.step_size),
-                               tree_depth=int(grad_evals).bit_length() if kernel == "nuts" else None)
+        return chain, StepInfo(
+            grad_evals,
+            potential=float(k._potential_energy_last),
+            diverging=len(k._divergences) > before_div,
+            accept_prob=float(np.clip(accept, 0.0, 1.0)),
+            step_size=float(k.step_size),
+            tree_depth=int(grad_evals).bit_length() if kernel == "nuts" else None,
+        )
 
     def position(chain: PyroMCMCChain):
         out = {n: v.detach().numpy().copy() for n, v in chain.z.items()}

@@ -22,8 +22,10 @@ CHAIN_METHODS = ("auto", "parallel", "vectorized", "sequential")
 def resolve_chain_method(method: str, num_chains: int, runtime: str, platform: str = "cpu") -> str:
     if runtime == "torch" or num_chains == 1:
         if method in ("parallel", "vectorized") and runtime == "torch":
-            raise ValueError(f"chain_method={method!r} needs the JAX backend; backend='pyro' runs chains one after "
-                             "another (chain_method='sequential' or 'auto')")
+            raise ValueError(
+                f"chain_method={method!r} needs the JAX backend; backend='pyro' runs chains one after "
+                "another (chain_method='sequential' or 'auto')"
+            )
         return "sequential"
     import jax
 
@@ -190,5 +192,6 @@ class TorchRunner:
 
 def _stacked_info(infos: list[StepInfo]) -> StepInfo:
     """One StepInfo of stacked values (a new leading axis) from several; None fields stay None."""
-    return StepInfo(*(None if values[0] is None else np.stack([np.asarray(v) for v in values])
-                      for values in zip(*infos)))
+    return StepInfo(
+        *(None if values[0] is None else np.stack([np.asarray(v) for v in values]) for values in zip(*infos))
+    )

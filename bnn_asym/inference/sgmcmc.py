@@ -24,14 +24,24 @@ grad_evals (1 for SGLD, the integration steps for SGHMC), finite, step_size.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
 from ..validate import field, fraction, integer, number, one_of, optional
-from .base import (TRAJECTORY, Algorithm, Display, Engine, KeepAfterWarmup, Plan, StepInfo, jax_float_dtype,
-                   step_size_postfix)
+from .base import (
+    TRAJECTORY,
+    Algorithm,
+    Display,
+    Engine,
+    KeepAfterWarmup,
+    Plan,
+    StepInfo,
+    jax_float_dtype,
+    step_size_postfix,
+)
 
 SCHEDULES = ("constant", "polynomial", "cyclical")
 
@@ -39,13 +49,18 @@ SCHEDULES = ("constant", "polynomial", "cyclical")
 @dataclass
 class SGLDOptions:
     num_warmup: int = field(1000, integer(0), "burn-in steps per chain, not kept (not used by the cyclical schedule)")
-    num_samples: int = field(1000, integer(1), "steps per chain after burn-in (cyclical: all steps are num_warmup + "
-                                               "num_samples; the sampling part of each cycle is kept)")
+    num_samples: int = field(
+        1000,
+        integer(1),
+        "steps per chain after burn-in (cyclical: all steps are num_warmup + "
+        "num_samples; the sampling part of each cycle is kept)",
+    )
     num_chains: int = field(4, integer(1), "chains (parallel over devices when there are enough)")
     thinning: int = field(1, integer(1), "keep every thinning-th step")
     batch_size: int = field(128, integer(1), "rows per step (at most the training rows)")
-    step_size: float | None = field(None, optional(number(0.0)), "on the full-data log joint; None: the engine's "
-                                                                 "default for N rows")
+    step_size: float | None = field(
+        None, optional(number(0.0)), "on the full-data log joint; None: the engine's default for N rows"
+    )
     schedule: str = field("constant", one_of(*SCHEDULES), "step-size schedule")
     decay_steps: int = field(1000, integer(1), "polynomial: steps until the step size has fallen by 2^-0.55")
     num_cycles: int = field(4, integer(1), "cyclical: cycles over the run")
@@ -101,11 +116,14 @@ def schedule(options, step_size: float) -> Schedule:
         def phase(t):
             return (t % cycle) / cycle
 
-        return Schedule(lambda t: step_size / 2 * (jnp.cos(jnp.pi * phase(t)) + 1),
-                        lambda t: jnp.where(phase(t) < options.exploration, 0.0, options.temperature))
+        return Schedule(
+            lambda t: step_size / 2 * (jnp.cos(jnp.pi * phase(t)) + 1),
+            lambda t: jnp.where(phase(t) < options.exploration, 0.0, options.temperature),
+        )
     if options.schedule == "polynomial":
-        return Schedule(lambda t: step_size * (1 + t / options.decay_steps) ** -0.55,
-                        lambda t: options.temperature + 0.0 * t)
+        return Schedule(
+            lambda t: step_size * (1 + t / options.decay_steps) ** -0.55, lambda t: options.temperature + 0.0 * t
+        )
     return Schedule(lambda t: step_size + 0.0 * t, lambda t: options.temperature + 0.0 * t)
 
 
@@ -183,9 +201,11 @@ class SGLD(Engine):
 
         kernel, sched = self.kernel(options), schedule(options, self.step_size(options, n_total))
         per_step = self.grad_evals_per_step(options)
-        return Algorithm(lambda key, start, batch: init(start, density, lambda p: ravel_pytree(p)[0]),
-                         lambda key, state, batch: step(key, state, batch, kernel, grad_estimator, sched, per_step),
-                         position=lambda state: density.constrain(unravel(state.position)))
+        return Algorithm(
+            lambda key, start, batch: init(start, density, lambda p: ravel_pytree(p)[0]),
+            lambda key, state, batch: step(key, state, batch, kernel, grad_estimator, sched, per_step),
+            position=lambda state: density.constrain(unravel(state.position)),
+        )
 
 
 class SGHMC(SGLD):

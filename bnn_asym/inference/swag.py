@@ -31,19 +31,22 @@ from .optim import map_loss, unconstrained_start
 
 @dataclass
 class SWAGOptions:
-    pretrain_steps: int = field(2000, integer(0), "Adam steps to reach a mode (0: start SWAG from the init / the "
-                                                  "given start)")
+    pretrain_steps: int = field(
+        2000, integer(0), "Adam steps to reach a mode (0: start SWAG from the init / the given start)"
+    )
     swag_steps: int = field(1000, integer(1), "SGD steps at constant swag_lr while collecting")
-    collect_every: int | None = field(None, optional(integer(1)), "steps between snapshots; None: one epoch, at "
-                                                                  "least 10 steps")
+    collect_every: int | None = field(
+        None, optional(integer(1)), "steps between snapshots; None: one epoch, at least 10 steps"
+    )
     lr: float = field(1e-3, number(0.0), "Adam's learning rate while pretraining (cosine decay)")
     swag_lr: float = field(1e-2, number(0.0), "SGD's constant learning rate while collecting")
     momentum: float = field(0.9, number(0.0, 1.0, low_open=False, high_open=True), "SGD momentum")
     rank: int = field(20, integer(1), "deviations kept for the low-rank part of the covariance")
     scale: float = field(0.5, number(0.0), "covariance scale of the draws")
     num_draws: int = field(100, integer(1), "draws from the fitted Gaussian")
-    batch_size: int | None = field(None, optional(integer(1)), "rows per step; None: min(128, N // 4), so SGD "
-                                                               "always sees gradient noise")
+    batch_size: int | None = field(
+        None, optional(integer(1)), "rows per step; None: min(128, N // 4), so SGD always sees gradient noise"
+    )
     max_grad_norm: float = field(10.0, number(0.0), "clip of the mini-batch gradient in both phases")
 
 
@@ -132,8 +135,9 @@ def draws(state: SWAGState, rng, num: int, scale: float, rank: int, shapes: dict
     var = np.maximum(m.m2 / max(n, 1), 1e-30)
     z1 = rng.standard_normal((num,) + m.mean.shape)
     z2 = rng.standard_normal((num, rank)) * (np.arange(rank) < k)  # rows not yet filled stay off
-    flat = (m.mean + math.sqrt(scale / 2) * np.sqrt(var) * z1
-            + math.sqrt(scale / (2 * max(k - 1, 1))) * z2 @ m.dev).astype(m.mean.dtype)
+    flat = (
+        m.mean + math.sqrt(scale / 2) * np.sqrt(var) * z1 + math.sqrt(scale / (2 * max(k - 1, 1))) * z2 @ m.dev
+    ).astype(m.mean.dtype)
     names = sorted(shapes)  # ravel_pytree's order for a dict
     parts = np.split(flat, np.cumsum([int(np.prod(shapes[name])) for name in names])[:-1], axis=1)
     return density.constrain_host({name: p.reshape((num,) + tuple(shapes[name])) for name, p in zip(names, parts)})
@@ -150,31 +154,49 @@ class SWAG(Engine):
     def check(self, model, data, options) -> None:
         b = batch_size_for(options, data.n)
         if b >= data.n:
-            raise ValueError(f"{self.name} needs at least 2 training rows (SGD must see gradient noise); got "
-                             f"n_samples = {data.n}")
+            raise ValueError(
+                f"{self.name} needs at least 2 training rows (SGD must see gradient noise); got n_samples = {data.n}"
+            )
         if options.batch_size is not None and options.batch_size >= data.n:
-            warn_user(f"{self.name}: batch_size={options.batch_size} covers all {data.n} training rows, so SGD would see "
-                      f"no gradient noise and SWAG's covariance would collapse to ~0; using batch_size={b} instead",
-                      UserWarning)
+            warn_user(
+                f"{self.name}: batch_size={options.batch_size} covers all {data.n} training rows, so SGD would see "
+                f"no gradient noise and SWAG's covariance would collapse to ~0; using batch_size={b} instead",
+                UserWarning,
+            )
         elif b > data.n // 2:
-            warn_user(f"{self.name}: batch_size={b} is more than half of the {data.n} training rows; SGD's gradient "
-                      "noise, and with it SWAG's spread, is small (a batch of N // 4 or less is usual)", UserWarning)
+            warn_user(
+                f"{self.name}: batch_size={b} is more than half of the {data.n} training rows; SGD's gradient "
+                "noise, and with it SWAG's spread, is small (a batch of N // 4 or less is usual)",
+                UserWarning,
+            )
         every = collect_every_for(options, data.n)
         if options.swag_steps // every < 2:
-            raise ValueError(f"{self.name} would collect {options.swag_steps // every} snapshot(s); raise swag_steps or "
-                             f"lower collect_every (now {options.swag_steps} steps, one snapshot every {every})")
+            raise ValueError(
+                f"{self.name} would collect {options.swag_steps // every} snapshot(s); raise swag_steps or "
+                f"lower collect_every (now {options.swag_steps} steps, one snapshot every {every})"
+            )
 
     def plan(self, options, n_rows: int) -> Plan:
-        return Plan(options.pretrain_steps + options.swag_steps, APPROXIMATION, self.num_chains(options),
-                    batch_size_for(options, n_rows), num_draws=options.num_draws)
+        return Plan(
+            options.pretrain_steps + options.swag_steps,
+            APPROXIMATION,
+            self.num_chains(options),
+            batch_size_for(options, n_rows),
+            num_draws=options.num_draws,
+        )
 
     def display(self, options, n_rows: int) -> Display:
         return Display(loss_postfix, f"try a smaller swag_lr (now {options.swag_lr:g}) or lr (now {options.lr:g})")
 
     def facts(self, options, n_rows: int) -> dict:
         every = collect_every_for(options, n_rows)
-        return {"objective": self.objective, "rank": options.rank, "scale": options.scale, "collect_every": every,
-                "snapshots": options.swag_steps // every}
+        return {
+            "objective": self.objective,
+            "rank": options.rank,
+            "scale": options.scale,
+            "collect_every": every,
+            "snapshots": options.swag_steps // every,
+        }
 
     def build(self, model, data, options, backend) -> Algorithm:
         import optax
@@ -184,14 +206,19 @@ class SWAG(Engine):
         density = jax_log_density(model)
         loss_fn = map_loss(density, data.n)
         pre, every, rank = options.pretrain_steps, collect_every_for(options, data.n), options.rank
-        adam = optax.chain(optax.clip_by_global_norm(options.max_grad_norm),
-                           optax.adam(optax.cosine_decay_schedule(options.lr, max(1, pre))))
-        sgd = optax.chain(optax.clip_by_global_norm(options.max_grad_norm),
-                          optax.sgd(options.swag_lr, momentum=options.momentum))
+        adam = optax.chain(
+            optax.clip_by_global_norm(options.max_grad_norm),
+            optax.adam(optax.cosine_decay_schedule(options.lr, max(1, pre))),
+        )
+        sgd = optax.chain(
+            optax.clip_by_global_norm(options.max_grad_norm), optax.sgd(options.swag_lr, momentum=options.momentum)
+        )
         shapes = model.latent_shapes()
-        return Algorithm(lambda key, start, batch: init(start, density, adam, sgd, rank),
-                         lambda key, state, batch: step(key, state, batch, loss_fn, adam, sgd, pre, every, rank),
-                         draws=lambda state, rng, num: draws(state, rng, num, options.scale, rank, shapes, density))
+        return Algorithm(
+            lambda key, start, batch: init(start, density, adam, sgd, rank),
+            lambda key, state, batch: step(key, state, batch, loss_fn, adam, sgd, pre, every, rank),
+            draws=lambda state, rng, num: draws(state, rng, num, options.scale, rank, shapes, density),
+        )
 
 
 class MultiSWAG(SWAG):

@@ -35,13 +35,18 @@ class VIOptions:
 @dataclass
 class LowRankVIOptions(VIOptions):
     rank: int = field(4, integer(1), "columns of the low-rank factor (per layer with per_layer=True)")
-    per_layer: bool = field(False, BOOLEAN, "True: the paper's ELRG family (per-layer low rank, local "
-                                            "reparameterisation)")
-    learn_diag: bool = field(True, BOOLEAN, "per_layer only: False fixes the diagonal variance at exp(init_logvar) "
-                                            "(the paper)")
+    per_layer: bool = field(
+        False, BOOLEAN, "True: the paper's ELRG family (per-layer low rank, local reparameterisation)"
+    )
+    learn_diag: bool = field(
+        True, BOOLEAN, "per_layer only: False fixes the diagonal variance at exp(init_logvar) (the paper)"
+    )
     init_logvar: float = field(-10.0, any_number(), "per_layer only: initial (or fixed) log-variance of the diagonal")
-    lowrank_noise: str = field("per_example", one_of(*elrg.LOWRANK_NOISE),
-                               "per_layer only: low-rank noise per example (the paper's code) or per batch (faster)")
+    lowrank_noise: str = field(
+        "per_example",
+        one_of(*elrg.LOWRANK_NOISE),
+        "per_layer only: low-rank noise per example (the paper's code) or per batch (faster)",
+    )
 
 
 class MFVI(Engine):
@@ -74,8 +79,13 @@ class LowRankVI(MFVI):
     def facts(self, options, n_rows: int) -> dict:
         if not options.per_layer:
             return super().facts(options, n_rows)
-        return {"objective": self.objective, "family": "elrg_per_layer", "rank": options.rank,
-                "learn_diag": options.learn_diag, "lowrank_noise": options.lowrank_noise}
+        return {
+            "objective": self.objective,
+            "family": "elrg_per_layer",
+            "rank": options.rank,
+            "learn_diag": options.learn_diag,
+            "lowrank_noise": options.lowrank_noise,
+        }
 
     def build(self, model, data, options, backend) -> Algorithm:
         if not options.per_layer:

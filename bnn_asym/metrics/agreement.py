@@ -34,7 +34,7 @@ def total_variation(p_reference, p_approx) -> float:
 def gaussian_kl(mean_ref, std_ref, mean, std) -> float:
     """Mean over points of KL(N(mean_ref, std_ref) || N(mean, std))."""
     m1, s1, m2, s2 = (np.asarray(a, np.float64) for a in (mean_ref, std_ref, mean, std))
-    return float(np.mean(np.log(s2 / s1) + (s1 ** 2 + (m1 - m2) ** 2) / (2 * s2 ** 2) - 0.5))
+    return float(np.mean(np.log(s2 / s1) + (s1**2 + (m1 - m2) ** 2) / (2 * s2**2) - 0.5))
 
 
 def gaussian_w2(mean_ref, std_ref, mean, std) -> float:
@@ -59,5 +59,8 @@ def classification_agreement(p_reference, p_approx) -> dict[str, float]:
 
 def regression_agreement(reference: tuple, approx: tuple) -> dict[str, float]:
     """``reference`` and ``approx``: (mean, std) arrays of the two predictives."""
-    return {"w1": gaussian_w1(*reference, *approx), "w2": gaussian_w2(*reference, *approx),
-            "kl": gaussian_kl(*reference, *approx)}
+    return {
+        "w1": gaussian_w1(*reference, *approx),
+        "w2": gaussian_w2(*reference, *approx),
+        "kl": gaussian_kl(*reference, *approx),
+    }

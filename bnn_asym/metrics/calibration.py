@@ -49,8 +49,12 @@ def reliability(probs, y, n_bins: int = 15) -> dict[str, list]:
     with np.errstate(invalid="ignore", divide="ignore"):
         mean_conf = np.bincount(bins, conf, n_bins) / count
         acc = np.bincount(bins, correct.astype(float), n_bins) / count
-    return {"bin_lower": edges[:-1].tolist(), "confidence": mean_conf.tolist(), "accuracy": acc.tolist(),
-            "count": count.tolist()}
+    return {
+        "bin_lower": edges[:-1].tolist(),
+        "confidence": mean_conf.tolist(),
+        "accuracy": acc.tolist(),
+        "count": count.tolist(),
+    }
 
 
 def ece(probs, y, n_bins: int = 15) -> float:
@@ -62,13 +66,18 @@ def ece(probs, y, n_bins: int = 15) -> float:
 
 
 def classification_metrics(probs, y, n_bins: int = 15) -> dict[str, float]:
-    return {"accuracy": accuracy(probs, y), "nll": nll(probs, y), "brier": brier(probs, y), "ece": ece(probs, y, n_bins)}
+    return {
+        "accuracy": accuracy(probs, y),
+        "nll": nll(probs, y),
+        "brier": brier(probs, y),
+        "ece": ece(probs, y, n_bins),
+    }
 
 
 def gaussian_nll(mean, std, y) -> float:
     """Mean negative log density of y under Normal(mean, std) (regression predictive)."""
     mean, std, y = (np.asarray(a, dtype=np.float64) for a in (mean, std, y))
-    return float(np.mean(0.5 * np.log(2 * np.pi * std ** 2) + 0.5 * ((y - mean) / std) ** 2))
+    return float(np.mean(0.5 * np.log(2 * np.pi * std**2) + 0.5 * ((y - mean) / std) ** 2))
 
 
 def rmse(mean, y) -> float:
@@ -88,7 +97,7 @@ def interval_coverage(mean, std, y, levels=COVERAGE_LEVELS) -> dict[str, float]:
     out = {}
     for level in levels:
         z = _normal_quantile(0.5 + level / 2)
-        out[f"coverage_{int(round(100 * level))}"] = float(np.mean(np.abs(y - mean) <= z * std))
+        out[f"coverage_{round(100 * level)}"] = float(np.mean(np.abs(y - mean) <= z * std))
     return out
 
 
@@ -106,5 +115,16 @@ def regression_metrics(mean, std, y) -> dict[str, float]:
     return {"rmse": rmse(mean, y), "nll": gaussian_nll(mean, std, y), **interval_coverage(mean, std, y)}
 
 
-__all__ = ["accuracy", "nll", "brier", "ece", "reliability", "classification_metrics", "gaussian_nll", "rmse",
-           "interval_coverage", "in_between_uncertainty", "regression_metrics"]
+__all__ = [
+    "accuracy",
+    "brier",
+    "classification_metrics",
+    "ece",
+    "gaussian_nll",
+    "in_between_uncertainty",
+    "interval_coverage",
+    "nll",
+    "regression_metrics",
+    "reliability",
+    "rmse",
+]

@@ -100,14 +100,14 @@ def _ess(x: np.ndarray) -> np.ndarray:
     # pairs P_j = rho[2j] + rho[2j+1]; Geyer's loop runs pair j >= 1 while 2j - 1 < n - 3 and every earlier
     # pair sum is positive, so it stops at J = the first non-positive pair (at most j_max)
     j_max = max(0, (n - 3) // 2)
-    pairs = rho[0:2 * j_max + 2:2] + rho[1:2 * j_max + 2:2]  # (j_max + 1, K)
+    pairs = rho[0 : 2 * j_max + 2 : 2] + rho[1 : 2 * j_max + 2 : 2]  # (j_max + 1, K)
     stop = np.full(k, j_max)  # J per quantity
     if j_max:
         nonpositive = pairs[:j_max] <= 0
         stop = np.where(nonpositive.any(axis=0), nonpositive.argmax(axis=0), j_max)
     monotone = np.minimum.accumulate(pairs, axis=0)  # Geyer's initial monotone sequence
     counted = np.arange(j_max + 1)[:, None] < stop[None, :]
-    last_even = np.take_along_axis(rho[0:2 * j_max + 2:2], stop[None, :], axis=0)[0]
+    last_even = np.take_along_axis(rho[0 : 2 * j_max + 2 : 2], stop[None, :], axis=0)[0]
     last_pair = np.take_along_axis(pairs, stop[None, :], axis=0)[0]
     last = np.where((last_pair >= 0) | (last_even > 0), last_even, 0.0)
     tau = -1.0 + 2.0 * np.where(counted, monotone, 0.0).sum(axis=0) + last
@@ -141,18 +141,36 @@ def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
     values = values[..., varying]
     nan = float("nan")
     if not values.shape[-1]:
-        return {"max_rhat": nan, "median_rhat": nan, "frac_rhat_above_1.01": nan, "min_ess_bulk": nan,
-                "median_ess_bulk": nan, "min_ess_tail": nan, "n": 0}
+        return {
+            "max_rhat": nan,
+            "median_rhat": nan,
+            "frac_rhat_above_1.01": nan,
+            "min_ess_bulk": nan,
+            "median_ess_bulk": nan,
+            "min_ess_tail": nan,
+            "n": 0,
+        }
     split = _split(values)
     z_bulk = _z_scaled(split)  # shared by R-hat and bulk ESS: ranking is the expensive part
     rhat = _rank_rhat(split, z_bulk)
-    out = {"max_rhat": float(np.nanmax(rhat)), "median_rhat": float(np.nanmedian(rhat)),
-           "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)), "min_ess_bulk": nan, "median_ess_bulk": nan,
-           "min_ess_tail": nan, "n": int(values.shape[-1])}
+    out = {
+        "max_rhat": float(np.nanmax(rhat)),
+        "median_rhat": float(np.nanmedian(rhat)),
+        "frac_rhat_above_1.01": float(np.mean(rhat > 1.01)),
+        "min_ess_bulk": nan,
+        "median_ess_bulk": nan,
+        "min_ess_tail": nan,
+        "n": int(values.shape[-1]),
+    }
     if ess:
         bulk, tail = _ess(z_bulk), ess_tail(values)
-        out.update({"min_ess_bulk": float(np.nanmin(bulk)), "median_ess_bulk": float(np.nanmedian(bulk)),
-                    "min_ess_tail": float(np.nanmin(tail))})
+        out.update(
+            {
+                "min_ess_bulk": float(np.nanmin(bulk)),
+                "median_ess_bulk": float(np.nanmedian(bulk)),
+                "min_ess_tail": float(np.nanmin(tail)),
+            }
+        )
     return out
 
 
@@ -181,5 +199,7 @@ def time_to_within(x, y, fraction: float = 0.05) -> float | None:
 
 
 def ess_rates(ess: float, wall_s: float, grad_evals: float) -> dict[str, float]:
-    return {"ess_per_s": ess / wall_s if wall_s > 0 else float("nan"),
-            "ess_per_grad": ess / grad_evals if grad_evals > 0 else float("nan")}
+    return {
+        "ess_per_s": ess / wall_s if wall_s > 0 else float("nan"),
+        "ess_per_grad": ess / grad_evals if grad_evals > 0 else float("nan"),
+    }

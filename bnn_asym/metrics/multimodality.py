@@ -45,8 +45,13 @@ def mode_count(predictives: np.ndarray, threshold: float = MODE_THRESHOLD) -> di
     else:
         labels = fcluster(linkage(squareform(d, checks=False), method="single"), t=threshold, criterion="distance")
     _, sizes = np.unique(labels, return_counts=True)
-    return {"modes": int(len(sizes)), "labels": (labels - 1).tolist(), "sizes": sorted(sizes.tolist(), reverse=True),
-            "threshold": threshold, "max_distance": float(d.max()) if d.size else 0.0}
+    return {
+        "modes": len(sizes),
+        "labels": (labels - 1).tolist(),
+        "sizes": sorted(sizes.tolist(), reverse=True),
+        "threshold": threshold,
+        "max_distance": float(d.max()) if d.size else 0.0,
+    }
 
 
 def coupon_collector(sizes) -> float:
@@ -108,5 +113,8 @@ def chain_barriers(spec, chain_means: list[dict], X, y, task: str = "classificat
         for j in range(i + 1, c):
             b[i, j] = b[j, i] = max_barrier(interpolate(spec, chain_means[i], chain_means[j], X, y, task, n_points))
     upper = b[np.triu_indices(c, 1)]
-    return {"matrix": b.tolist(), "mean": float(upper.mean()) if len(upper) else 0.0,
-            "max": float(upper.max()) if len(upper) else 0.0}
+    return {
+        "matrix": b.tolist(),
+        "mean": float(upper.mean()) if len(upper) else 0.0,
+        "max": float(upper.max()) if len(upper) else 0.0,
+    }

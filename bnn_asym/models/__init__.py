@@ -4,4 +4,4 @@ from .bayesian import BayesianModel
 from .likelihoods import LIKELIHOODS, Likelihood
 from .priors import PRIOR_KINDS, Prior
 
-__all__ = ["BayesianModel", "Likelihood", "Prior", "LIKELIHOODS", "PRIOR_KINDS"]
+__all__ = ["LIKELIHOODS", "PRIOR_KINDS", "BayesianModel", "Likelihood", "Prior"]

@@ -31,11 +31,15 @@ class BayesianModel:
         n_out = self.n_outputs
         lik = self.likelihood
         if lik.name == "categorical" and n_out < 2:
-            raise ValueError("likelihood='categorical' needs a network with >= 2 outputs (one logit per class); "
-                             "use likelihood='bernoulli' for one output")
+            raise ValueError(
+                "likelihood='categorical' needs a network with >= 2 outputs (one logit per class); "
+                "use likelihood='bernoulli' for one output"
+            )
         if lik.name != "categorical" and n_out != lik.expected_outputs(None):
-            raise ValueError(f"likelihood={lik.name!r} needs a network with {lik.expected_outputs(None)} output(s); "
-                             f"this one has {n_out}")
+            raise ValueError(
+                f"likelihood={lik.name!r} needs a network with {lik.expected_outputs(None)} output(s); "
+                f"this one has {n_out}"
+            )
         self.prior.loc_scale(self.net.layout)  # validates per-layer overrides now
 
     @property
@@ -66,9 +70,12 @@ class BayesianModel:
         return make_pyro_model(self, **kwargs)
 
     def to_dict(self) -> dict:
-        return {"net": self.net.to_dict(with_constants=True), "likelihood": self.likelihood.to_dict(),
-                "prior": self.prior.to_dict()}
+        return {
+            "net": self.net.to_dict(with_constants=True),
+            "likelihood": self.likelihood.to_dict(),
+            "prior": self.prior.to_dict(),
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "BayesianModel":
+    def from_dict(cls, d: dict) -> BayesianModel:
         return cls(spec_from_dict(d["net"]), Likelihood.from_dict(d["likelihood"]), Prior.from_dict(d["prior"]))

@@ -96,25 +96,35 @@ class Likelihood:
             raise ValueError(f"y must be one target per row (shape (N,)); got shape {y.shape}")
         if self.task == "classification":
             if not np.all(np.isfinite(y.astype(np.float64))) or not np.all(np.equal(np.mod(y, 1), 0)):
-                raise ValueError(f"likelihood={self.name!r} needs integer class labels 0..K-1; y has non-integer values "
-                                 "(use likelihood='gaussian' for regression)")
+                raise ValueError(
+                    f"likelihood={self.name!r} needs integer class labels 0..K-1; y has non-integer values "
+                    "(use likelihood='gaussian' for regression)"
+                )
             y = y.astype(np.int64)
             k = 2 if self.name == "bernoulli" else n_outputs
             if len(y) and (y.min() < 0 or y.max() >= k):
-                raise ValueError(f"class labels must be in 0..{k - 1} for a network with {n_outputs} output(s) and "
-                                 f"likelihood={self.name!r}; got labels {sorted(np.unique(y).tolist())[:10]}")
+                raise ValueError(
+                    f"class labels must be in 0..{k - 1} for a network with {n_outputs} output(s) and "
+                    f"likelihood={self.name!r}; got labels {sorted(np.unique(y).tolist())[:10]}"
+                )
             return y
         expected = self.expected_outputs(None)
         if n_outputs != expected:
-            raise ValueError(f"likelihood={self.name!r} needs a network with {expected} output(s); this one has {n_outputs}")
+            raise ValueError(
+                f"likelihood={self.name!r} needs a network with {expected} output(s); this one has {n_outputs}"
+            )
         return y.astype(np.float32)
 
     def to_dict(self) -> dict:
-        return {"name": self.name, "noise_std": self.noise_std, "noise_prior_scale": self.noise_prior_scale,
-                "min_std": self.min_std}
+        return {
+            "name": self.name,
+            "noise_std": self.noise_std,
+            "noise_prior_scale": self.noise_prior_scale,
+            "min_std": self.min_std,
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Likelihood":
+    def from_dict(cls, d: dict) -> Likelihood:
         return cls(**d)
 
 

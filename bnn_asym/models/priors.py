@@ -28,7 +28,11 @@ class Prior:
         if kind not in PRIOR_KINDS:
             raise ValueError(f"prior kind={kind!r} is not valid; accepted: {', '.join(PRIOR_KINDS)}")
         items = tuple(sorted(dict(overrides).items())) if overrides else ()
-        for name, value in (("scale", scale), ("bias_scale", bias_scale), *((f"overrides[{k!r}]", v) for k, v in items)):
+        for name, value in (
+            ("scale", scale),
+            ("bias_scale", bias_scale),
+            *((f"overrides[{k!r}]", v) for k, v in items),
+        ):
             if not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
                 raise ValueError(f"prior {name}={value!r} is not valid; accepted: a finite number > 0")
         object.__setattr__(self, "kind", kind)
@@ -55,9 +59,13 @@ class Prior:
         return out
 
     def to_dict(self) -> dict:
-        return {"kind": self.kind, "scale": self.scale, "bias_scale": self.bias_scale,
-                "overrides": [list(o) for o in self.overrides]}
+        return {
+            "kind": self.kind,
+            "scale": self.scale,
+            "bias_scale": self.bias_scale,
+            "overrides": [list(o) for o in self.overrides],
+        }
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Prior":
+    def from_dict(cls, d: dict) -> Prior:
         return cls(d["kind"], d["scale"], d["bias_scale"], dict(map(tuple, d.get("overrides", []))))

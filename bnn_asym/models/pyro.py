@@ -19,5 +19,12 @@ def make_pyro_model(model, dtype=torch.float32, calls: list | None = None):
     def count():
         calls[0] += 1
 
-    return build_model(model, pyro, pyro.poutine.scale, torch_backend(), model.net.apply_torch,
-                       scalar=lambda v: torch.tensor(v, dtype=dtype), on_call=count if calls is not None else None)
+    return build_model(
+        model,
+        pyro,
+        pyro.poutine.scale,
+        torch_backend(),
+        model.net.apply_torch,
+        scalar=lambda v: torch.tensor(v, dtype=dtype),
+        on_call=count if calls is not None else None,
+    )

@@ -2,4 +2,4 @@
 
 from .spec import CNN, MLP, SYMMETRIES, NetSpec, ResNet, spec_from_dict, spec_from_json
 
-__all__ = ["MLP", "CNN", "ResNet", "NetSpec", "SYMMETRIES", "spec_from_dict", "spec_from_json"]
+__all__ = ["CNN", "MLP", "SYMMETRIES", "NetSpec", "ResNet", "spec_from_dict", "spec_from_json"]

@@ -29,7 +29,8 @@ from ..validate import check_fields, field, integer, number, one_of, optional, s
 from .spec import CNN, FIGLU_INITS, INIT_SCHEMES, MLP, NORMS, SYMMETRIES, NetSpec, ResNet
 
 FAMILIES = ("mlp", "cnn", "resnet")
-PRESETS = ("paper_lmc", "paper_bnn", "paper_resnet20")
+PRESET_FAMILY = {"paper_lmc": "mlp", "paper_bnn": "mlp", "paper_resnet20": "resnet"}
+PRESETS = tuple(PRESET_FAMILY)
 FAMILY_DEFAULTS = {
     "mlp": {"hidden": (16, 16), "norm": "none"},
     "cnn": {"channels": (16, 32), "hidden": (), "norm": "none", "head": "flatten"},
@@ -58,6 +59,9 @@ class NetworkConfig:
 
     def __post_init__(self):
         check_fields(self, "network")
+        if self.preset is not None and PRESET_FAMILY[self.preset] != self.family:
+            family = PRESET_FAMILY[self.preset]
+            raise ValueError(f"network preset={self.preset!r} is a {family} network; accepted with family={family!r}")
 
     def resolved(self) -> NetworkConfig:
         """The config with the family's defaults filled in."""
@@ -72,15 +76,21 @@ class NetworkConfig:
             shape = r.preset.replace("_", "-")
         elif r.family == "mlp":
             widths = set(r.hidden)
-            shape = (f"{len(r.hidden) + 1}x{r.hidden[0]}" if len(widths) == 1 and r.hidden
-                     else "-".join(map(str, r.hidden)) or "linear")
+            shape = (
+                f"{len(r.hidden) + 1}x{r.hidden[0]}"
+                if len(widths) == 1 and r.hidden
+                else "-".join(map(str, r.hidden)) or "linear"
+            )
         elif r.family == "cnn":
             shape = "c" + "-".join(map(str, r.channels)) + "".join(f"-fc{h}" for h in r.hidden)
         else:
             shape = f"{r.depth}x{r.width:g}"
         default_norm = FAMILY_DEFAULTS[r.family].get("norm")
-        extras = [r.norm if r.norm != default_norm else "", r.init if r.init != "kaiming_normal" else "",
-                  "figlu-unscaled" if r.figlu_init != "scaled" else ""]
+        extras = [
+            r.norm if r.norm != default_norm else "",
+            r.init if r.init != "kaiming_normal" else "",
+            "figlu-unscaled" if r.figlu_init != "scaled" else "",
+        ]
         name = r.family if not r.preset else ""
         return "-".join(x for x in [name + ("-" if name else "") + shape, *extras] if x)
 
@@ -90,21 +100,23 @@ def build_network(config: NetworkConfig, input_shape: tuple, n_out: int, symmetr
     one_of(*SYMMETRIES).check(symmetry, "symmetry")
     c = config.resolved()
     asym = dict(n_fix=c.n_fix, kappa=c.kappa) if symmetry == "w_asym" else {}
-    common = dict(symmetry=symmetry, seed=c.seed, init_scheme=c.init, figlu_init=c.figlu_init)
+    inits = dict(seed=c.seed, init_scheme=c.init, figlu_init=c.figlu_init)
+    common = dict(symmetry=symmetry, **inits)
     image = len(input_shape) == 3
     if c.family != "mlp" and not image:
-        raise ValueError(f"network family {c.family!r} needs image inputs (channels, height, width); got input shape "
-                         f"{tuple(input_shape)}")
+        raise ValueError(
+            f"network family {c.family!r} needs image inputs (channels, height, width); got input shape "
+            f"{tuple(input_shape)}"
+        )
     d_in = int(input_shape[0]) if not image else int(input_shape[0] * input_shape[1] * input_shape[2])
     if c.preset == "paper_lmc":
-        return MLP(d_in, (512, 512, 512), n_out, norm="layer", **common,
-                   **(dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}))
+        lmc = dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}
+        return MLP(d_in, (512, 512, 512), n_out, norm="layer", **common, **lmc)
     if c.preset == "paper_bnn":  # the preset's own norm (LayerNorm) unless one is given
-        return MLP.paper_bnn(d_in, n_out, depth=c.depth or 8, symmetry=symmetry, seed=c.seed,
-                             norm=config.norm or "layer", init_scheme=c.init, figlu_init=c.figlu_init)
+        return MLP.paper_bnn(d_in, n_out, depth=c.depth or 8, symmetry=symmetry, norm=config.norm or "layer", **inits)
     if c.preset == "paper_resnet20":
-        return ResNet.paper_resnet20(symmetry, input_shape=tuple(input_shape), out_features=n_out, seed=c.seed,
-                                     norm=config.norm or "group", init_scheme=c.init, figlu_init=c.figlu_init)
+        shape = tuple(input_shape)
+        return ResNet.paper_resnet20(symmetry, shape, n_out, norm=config.norm or "group", **inits)
     if c.family == "mlp":
         return MLP(d_in, c.hidden, n_out, norm=c.norm, **common, **asym)
     if c.family == "cnn":
@@ -119,4 +131,4 @@ def network_for_data(config: NetworkConfig, ds, symmetry: str) -> NetSpec:
     return build_network(config, shape, n_out, symmetry)
 
 
-__all__ = ["FAMILIES", "FAMILY_DEFAULTS", "NetworkConfig", "PRESETS", "build_network", "network_for_data"]
+__all__ = ["FAMILIES", "FAMILY_DEFAULTS", "PRESETS", "NetworkConfig", "build_network", "network_for_data"]

@@ -10,8 +10,8 @@ condition of the paper's no-automorphism theorem; ``mask_rows_distinct`` reports
 from __future__ import annotations
 
 import hashlib
-from math import comb
 from itertools import combinations
+from math import comb
 
 import numpy as np
 
@@ -78,8 +78,9 @@ def sample_fixed_patterns(rng: np.random.Generator, rows: int, units: int, n_fix
     return out, True
 
 
-def fixed_entries(seed: int, index: int, rows: int, fan_in: int, n_fix: int, kappa: float,
-                  block: int = 1) -> dict[str, np.ndarray]:
+def fixed_entries(
+    seed: int, index: int, rows: int, fan_in: int, n_fix: int, kappa: float, block: int = 1
+) -> dict[str, np.ndarray]:
     """Fixed positions and values of one W-Asym weight whose rows are flattened to ``fan_in`` entries.
 
     ``block > 1`` fixes whole consecutive blocks (conv filters of ``block = k*k`` entries): ``n_fix``

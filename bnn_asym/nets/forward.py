@@ -44,7 +44,9 @@ def _norm(node: Norm, h, params, ops):
     var = ops.mean_last(centered * centered)
     normed = ops.reshape(centered * ops.rsqrt(var + node.eps), h.shape)
     bshape = (1, node.features) + (1,) * (h.ndim - 2)
-    return normed * ops.reshape(params[f"{node.name}.scale"], bshape) + ops.reshape(params[f"{node.name}.shift"], bshape)
+    return normed * ops.reshape(params[f"{node.name}.scale"], bshape) + ops.reshape(
+        params[f"{node.name}.shift"], bshape
+    )
 
 
 def run(nodes, params, consts, h, ops):

@@ -50,8 +50,12 @@ class JaxOps:
     @staticmethod
     def conv2d(h, w, b, stride, padding):
         out = jax.lax.conv_general_dilated(
-            h, w, (stride, stride), [(padding, padding), (padding, padding)],
-            dimension_numbers=("NCHW", "OIHW", "NCHW"), precision=jax.lax.Precision.HIGHEST,
+            h,
+            w,
+            (stride, stride),
+            [(padding, padding), (padding, padding)],
+            dimension_numbers=("NCHW", "OIHW", "NCHW"),
+            precision=jax.lax.Precision.HIGHEST,
         )
         return out if b is None else out + b[None, :, None, None]
 

@@ -45,14 +45,12 @@ class Layout:
         self.size = o
 
     @classmethod
-    def from_graph(cls, nodes) -> "Layout":
+    def from_graph(cls, nodes) -> Layout:
         infos = []
         for node in walk(nodes):
             if isinstance(node, (Dense, Conv)):
-                if node.n_fix > 0:
-                    wshape = (node.d_out, node.fan_in - node.fixed_per_row)
-                else:
-                    wshape = node.weight_shape
+                # a W-Asym weight keeps its free entries: (rows, fan-in minus the fixed ones)
+                wshape = (node.d_out, node.fan_in - node.fixed_per_row) if node.n_fix > 0 else node.weight_shape
                 infos.append(ParamInfo(f"{node.name}.weight", wshape, "weight", node.name, node.fan_in))
                 if node.bias:
                     infos.append(ParamInfo(f"{node.name}.bias", (node.d_out,), "bias", node.name, node.fan_in))
@@ -98,8 +96,9 @@ class Layout:
             if callable(scheme):
                 value = np.asarray(scheme(p, rng))
                 if value.shape != p.shape:
-                    raise ValueError(f"init scheme {scheme!r} returned shape {value.shape} for {p.name!r}; "
-                                     f"expected {p.shape}")
+                    raise ValueError(
+                        f"init scheme {scheme!r} returned shape {value.shape} for {p.name!r}; expected {p.shape}"
+                    )
             elif scheme == "torch_default":
                 bound = 1.0 / np.sqrt(p.fan_in)
                 value = rng.uniform(-bound, bound, p.shape)
@@ -118,8 +117,10 @@ class Layout:
             raise ValueError(f"parameters do not match the layout: missing {missing}, unexpected {extra}")
         for p in self.infos:
             shape = tuple(params[p.name].shape)
-            if shape[len(shape) - len(p.shape):] != p.shape:
-                raise ValueError(f"parameter {p.name!r} has shape {shape}; expected (..., {', '.join(map(str, p.shape))})")
+            if shape[len(shape) - len(p.shape) :] != p.shape:
+                raise ValueError(
+                    f"parameter {p.name!r} has shape {shape}; expected (..., {', '.join(map(str, p.shape))})"
+                )
 
     def pack(self, params: dict):
         """Concatenate the named arrays (any leading batch axes) into (..., size)."""
@@ -142,5 +143,7 @@ class Layout:
         if flat.shape[-1] != self.size:
             raise ValueError(f"flat vector has {flat.shape[-1]} entries; this layout has {self.size}")
         batch = tuple(flat.shape[:-1])
-        return {p.name: flat[..., a:b].reshape(batch + p.shape) for p, (a, b) in
-                ((p, self.offsets[p.name]) for p in self.infos)}
+        return {
+            p.name: flat[..., a:b].reshape(batch + p.shape)
+            for p, (a, b) in ((p, self.offsets[p.name]) for p in self.infos)
+        }

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import base64
 import json
-from dataclasses import dataclass, fields
+from dataclasses import KW_ONLY, dataclass, fields
 from functools import cached_property
 from typing import ClassVar
 
@@ -51,17 +51,27 @@ def _is_widths(v) -> bool:
 
 
 # the rules of the spec fields (validate.Rule: what is accepted, a test, the canonical form)
-HIDDEN = Rule("an int (one hidden layer) or a list/tuple of widths, e.g. (64, 64); () for no hidden layer", _is_widths,
-              _widths)
-CHANNELS = Rule("a non-empty list/tuple of integers >= 1", lambda v: isinstance(v, (list, tuple)) and len(v) > 0
-                and _is_widths(v), _widths)
-IMAGE_SHAPE = Rule("(channels, height, width), integers >= 1", lambda v: isinstance(v, (list, tuple)) and len(v) == 3
-                   and _is_widths(v), _widths)
+HIDDEN = Rule(
+    "an int (one hidden layer) or a list/tuple of widths, e.g. (64, 64); () for no hidden layer", _is_widths, _widths
+)
+CHANNELS = Rule(
+    "a non-empty list/tuple of integers >= 1",
+    lambda v: isinstance(v, (list, tuple)) and len(v) > 0 and _is_widths(v),
+    _widths,
+)
+IMAGE_SHAPE = Rule(
+    "(channels, height, width), integers >= 1",
+    lambda v: isinstance(v, (list, tuple)) and len(v) == 3 and _is_widths(v),
+    _widths,
+)
 ODD_INT = Rule("an odd integer >= 1", lambda v: _is_int(v) and v >= 1 and v % 2 == 1, int)
 PER_LAYER = Rule("one value, or one per weight layer", lambda v: True, _as_tuple)  # resolved per layer in the graph
-RESNET_DEPTH = Rule("6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110)", lambda v: _is_int(v) and v >= 8 and (v - 2) % 6 == 0,
-                    int)
-RESNET_WIDTH = Rule("a multiplier with round(16 * width) >= 1", lambda v: number().test(v) and round(16 * v) >= 1, float)
+RESNET_DEPTH = Rule(
+    "6n + 2 with n >= 1 (8, 14, 20, 32, 44, 56, 110)", lambda v: _is_int(v) and v >= 8 and (v - 2) % 6 == 0, int
+)
+RESNET_WIDTH = Rule(
+    "a multiplier with round(16 * width) >= 1", lambda v: number().test(v) and round(16 * v) >= 1, float
+)
 
 
 def check_init_scheme(value):
@@ -89,15 +99,17 @@ def _resolve_scheme(value: str):
         for part in qualname.split("."):
             obj = getattr(obj, part)
     except (ImportError, AttributeError, ValueError):
-        raise ValueError(f"the spec's init scheme {value!r} cannot be imported; accepted: "
-                         f"{', '.join(map(repr, INIT_SCHEMES))} or an importable function 'module:name'") from None
+        raise ValueError(
+            f"the spec's init scheme {value!r} cannot be imported; accepted: "
+            f"{', '.join(map(repr, INIT_SCHEMES))} or an importable function 'module:name'"
+        ) from None
     return check_init_scheme(obj)
 
 
 class _GraphBuilder:
     """Creates graph nodes, numbering them and resolving each W-Asym layer's n_fix and kappa."""
 
-    def __init__(self, spec: "NetSpec", resolve: bool = True):
+    def __init__(self, spec: NetSpec, resolve: bool = True):
         self.spec = spec
         self.asym_w = resolve and spec.symmetry == "w_asym"
         self.sigma = spec.symmetry == "sigma_asym"
@@ -156,8 +168,9 @@ class _GraphBuilder:
 
     def act(self, name: str, features: int) -> Act:
         if self.sigma:
-            return Act(name, "figlu", features, self._index(), float(self.spec.figlu_scale),
-                       self.spec.figlu_init == "scaled")
+            return Act(
+                name, "figlu", features, self._index(), float(self.spec.figlu_scale), self.spec.figlu_init == "scaled"
+            )
         return Act(name, "relu", features)
 
 
@@ -172,15 +185,15 @@ class NetSpec:
 
     family: ClassVar[str] = ""
 
-    symmetry: str = field("standard", one_of(*SYMMETRIES), "standard, w_asym or sigma_asym", kw_only=True)
-    norm: str = field("none", one_of(*NORMS), "normalisation after each hidden layer", kw_only=True)
-    n_fix: object = field(None, PER_LAYER, "W-Asym: fixed entries per row; None: about 1/32 of each row",
-                          kw_only=True)
-    kappa: object = field(None, PER_LAYER, "W-Asym: scale of the fixed values; None: 0.5", kw_only=True)
-    figlu_scale: float = field(1.0, number(0.0), "sigma-Asym: scale of the FiGLU matrix", kw_only=True)
-    seed: int = field(0, integer(0), "seed of the constants (masks, fixed values, FiGLU)", kw_only=True)
-    init_scheme: object = field("kaiming_normal", None, "init scheme of the free parameters", kw_only=True)
-    figlu_init: str = field("scaled", one_of(*FIGLU_INITS), "FiGLU matrix N(0, s^2 / d) or N(0, s^2)", kw_only=True)
+    _: KW_ONLY
+    symmetry: str = field("standard", one_of(*SYMMETRIES), "standard, w_asym or sigma_asym")
+    norm: str = field("none", one_of(*NORMS), "normalisation after each hidden layer")
+    n_fix: object = field(None, PER_LAYER, "W-Asym: fixed entries per row; None: about 1/32 of each row")
+    kappa: object = field(None, PER_LAYER, "W-Asym: scale of the fixed values; None: 0.5")
+    figlu_scale: float = field(1.0, number(0.0), "sigma-Asym: scale of the FiGLU matrix")
+    seed: int = field(0, integer(0), "seed of the constants (masks, fixed values, FiGLU)")
+    init_scheme: object = field("kaiming_normal", None, "init scheme of the free parameters")
+    figlu_init: str = field("scaled", one_of(*FIGLU_INITS), "FiGLU matrix N(0, s^2 / d) or N(0, s^2)")
 
     def __post_init__(self):
         check_fields(self, self.family)
@@ -190,8 +203,10 @@ class NetSpec:
             given = [p for p in ("n_fix", "kappa") if getattr(self, p) is not None]
             if given:
                 verb = "apply" if len(given) > 1 else "applies"
-                raise ValueError(f"{' and '.join(given)} {verb} only to symmetry='w_asym' (fixed entries per row); "
-                                 f"this network is symmetry={self.symmetry!r}: leave {' and '.join(given)} unset")
+                raise ValueError(
+                    f"{' and '.join(given)} {verb} only to symmetry='w_asym' (fixed entries per row); "
+                    f"this network is symmetry={self.symmetry!r}: leave {' and '.join(given)} unset"
+                )
         for param in ("n_fix", "kappa"):
             value = getattr(self, param)
             if isinstance(value, tuple) and len(value) != self.num_weight_layers():
@@ -249,7 +264,9 @@ class NetSpec:
         """
         X = np.asarray(X)
         d = int(np.prod(self.input_shape))
-        accepted = f"(N, {d})" if len(self.input_shape) == 1 else f"(N, {d}) or (N, {', '.join(map(str, self.input_shape))})"
+        accepted = (
+            f"(N, {d})" if len(self.input_shape) == 1 else f"(N, {d}) or (N, {', '.join(map(str, self.input_shape))})"
+        )
         if np.iscomplexobj(X):
             raise ValueError(f"{name} is complex ({X.dtype}); this network takes real inputs of shape {accepted}")
         if not (np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)):
@@ -258,8 +275,9 @@ class NetSpec:
             raise ValueError(f"{name} must have shape {accepted} for this {self.family}; got {X.shape}")
         X = X.reshape(len(X), d).astype(dtype)
         if not np.isfinite(X).all():
-            raise ValueError(f"{name} contains NaN or inf ({int((~np.isfinite(X)).sum())} entries); "
-                             "clean or impute them first")
+            raise ValueError(
+                f"{name} contains NaN or inf ({int((~np.isfinite(X)).sum())} entries); clean or impute them first"
+            )
         return X
 
     def init(self, seed: int = 0, dtype="float32", scheme=None) -> dict[str, np.ndarray]:
@@ -268,7 +286,7 @@ class NetSpec:
         weights and biases); unit norm scales and zero shifts either way."""
         return self.layout.init(seed, dtype, self.init_scheme if scheme is None else check_init_scheme(scheme))
 
-    def with_init(self, scheme) -> "NetSpec":
+    def with_init(self, scheme) -> NetSpec:
         """The same network (same constants) with another init scheme."""
         import dataclasses
 
@@ -310,12 +328,15 @@ class NetSpec:
         lines = [f"{self.family} ({self.symmetry}), {self.num_free_params:,} free parameters"]
         for layer in self.weight_layers():
             free = self.layout[f"{layer.name}.weight"].size
-            fixed = f"fixed/row={layer.fixed_per_row:<5} kappa={layer.kappa:<5g}" if layer.n_fix else "standard" + " " * 19
-            lines.append(f"  {layer.name:<14} {str(layer.weight_shape):<18} {fixed} free={free:,}")
+            fixed = (
+                f"fixed/row={layer.fixed_per_row:<5} kappa={layer.kappa:<5g}" if layer.n_fix else "standard" + " " * 19
+            )
+            lines.append(f"  {layer.name:<14} {layer.weight_shape!s:<18} {fixed} free={free:,}")
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in fields(self))
+        ordered = sorted(fields(self), key=lambda f: bool(f.kw_only))  # the family's own fields first
+        args = ", ".join(f"{f.name}={getattr(self, f.name)!r}" for f in ordered)
         return f"{type(self).__name__}({args})"
 
 
@@ -336,8 +357,10 @@ def spec_from_dict(d: dict, constants: dict | None = None) -> NetSpec:
     with none available a ValueError says so rather than silently changing the network.
     """
     if not isinstance(d, dict) or d.get("family") not in FAMILIES:
-        raise ValueError(f"not a bnn_asym network spec (family={d.get('family') if isinstance(d, dict) else d!r}); "
-                         f"accepted families: {', '.join(FAMILIES)}")
+        raise ValueError(
+            f"not a bnn_asym network spec (family={d.get('family') if isinstance(d, dict) else d!r}); "
+            f"accepted families: {', '.join(FAMILIES)}"
+        )
     cls = FAMILIES[d["family"]]
     names = {f.name for f in fields(cls)}
     unknown = set(d) - names - {"family", "format_version", "constants_digest", "constants"}
@@ -396,22 +419,32 @@ class MLP(NetSpec):
         return nodes
 
     @classmethod
-    def paper_lmc(cls, symmetry: str = "w_asym", seed: int = 0) -> "MLP":
+    def paper_lmc(cls, symmetry: str = "w_asym", seed: int = 0) -> MLP:
         """The paper's LMC MLP: 784-512-512-512-10 with LayerNorm, n_fix 64/64/64/256, kappa 1/1/0.5/0.25."""
         asym = dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}
         return cls(784, (512, 512, 512), 10, symmetry=symmetry, norm="layer", seed=seed, **asym)
 
     @classmethod
-    def paper_bnn(cls, in_features: int, out_features: int, depth: int = 8, symmetry: str = "w_asym",
-                  seed: int = 0, norm: str = "layer", width: int = 256, **kwargs) -> "MLP":
+    def paper_bnn(
+        cls,
+        in_features: int,
+        out_features: int,
+        depth: int = 8,
+        symmetry: str = "w_asym",
+        seed: int = 0,
+        norm: str = "layer",
+        width: int = 256,
+        **kwargs,
+    ) -> MLP:
         """The paper's BNN MLP: ``depth`` weight layers of width 256, each hidden layer LayerNorm + ReLU
         (``norm="none"`` drops the norm); W-Asym: 8 fixed entries per row, kappa 0.5. ``kwargs`` go to MLP
         (``init_scheme="torch_default"`` is what the paper's scripts used)."""
         if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 2:
             raise ValueError(f"depth={depth!r} is not valid; accepted: an integer >= 2 (weight layers)")
         asym = dict(n_fix=8, kappa=0.5) if symmetry == "w_asym" else {}
-        return cls(in_features, (width,) * (depth - 1), out_features, symmetry=symmetry, norm=norm, seed=seed,
-                   **asym, **kwargs)
+        return cls(
+            in_features, (width,) * (depth - 1), out_features, symmetry=symmetry, norm=norm, seed=seed, **asym, **kwargs
+        )
 
 
 @dataclass(frozen=True, repr=False)
@@ -431,8 +464,9 @@ class CNN(NetSpec):
     hidden: tuple = field((), HIDDEN, "dense widths after the conv trunk")
     kernel_size: int = field(3, ODD_INT, "conv kernel size")
     head: str = field("flatten", one_of("flatten", "global_avg"), "flatten or global average pool")
-    groups: int = field(1, integer(1), "GroupNorm groups (norm='group')", kw_only=True)
-    mask_kind: str = field("entry", one_of(*MASK_KINDS), "W-Asym: fix entries, or whole k x k filters", kw_only=True)
+    _: KW_ONLY
+    groups: int = field(1, integer(1), "GroupNorm groups (norm='group')")
+    mask_kind: str = field("entry", one_of(*MASK_KINDS), "W-Asym: fix entries, or whole k x k filters")
 
     family: ClassVar[str] = "CNN"
 
@@ -484,9 +518,10 @@ class ResNet(NetSpec):
     out_features: int = field(10, integer(1), "outputs")
     depth: int = field(20, RESNET_DEPTH, "layers: 6n + 2")
     width: float = field(1.0, RESNET_WIDTH, "width multiplier: stages of 16w, 32w, 64w channels")
-    norm: str = field("group", one_of("group", "layer"), "GroupNorm or LayerNorm over (C, H, W)", kw_only=True)
-    groups: int = field(4, integer(1), "GroupNorm groups", kw_only=True)
-    mask_kind: str = field("entry", one_of(*MASK_KINDS), "W-Asym: fix entries, or whole k x k filters", kw_only=True)
+    _: KW_ONLY
+    norm: str = field("group", one_of("group", "layer"), "GroupNorm or LayerNorm over (C, H, W)")
+    groups: int = field(4, integer(1), "GroupNorm groups")
+    mask_kind: str = field("entry", one_of(*MASK_KINDS), "W-Asym: fix entries, or whole k x k filters")
 
     family: ClassVar[str] = "ResNet"
 
@@ -504,9 +539,13 @@ class ResNet(NetSpec):
             for i in range(n_blocks):
                 stride = 2 if (s > 1 and i == 0) else 1
                 p = f"s{s}b{i}"
-                main = (b.conv(f"{p}_conv1", c, c_out, 3, stride, 1), *b.norm(f"{p}_norm1", c_out),
-                        b.act(f"{p}_act1", c_out),
-                        b.conv(f"{p}_conv2", c_out, c_out, 3, 1, 1), *b.norm(f"{p}_norm2", c_out))
+                main = (
+                    b.conv(f"{p}_conv1", c, c_out, 3, stride, 1),
+                    *b.norm(f"{p}_norm1", c_out),
+                    b.act(f"{p}_act1", c_out),
+                    b.conv(f"{p}_conv2", c_out, c_out, 3, 1, 1),
+                    *b.norm(f"{p}_norm2", c_out),
+                )
                 shortcut = ()
                 if stride != 1 or c != c_out:
                     shortcut = (b.conv(f"{p}_skip", c, c_out, 1, stride, 0), *b.norm(f"{p}_skip_norm", c_out))
@@ -517,8 +556,9 @@ class ResNet(NetSpec):
         return nodes
 
     @classmethod
-    def paper_resnet20(cls, symmetry: str = "w_asym", input_shape=(3, 32, 32), out_features: int = 10,
-                       seed: int = 0, **kwargs) -> "ResNet":
+    def paper_resnet20(
+        cls, symmetry: str = "w_asym", input_shape=(3, 32, 32), out_features: int = 10, seed: int = 0, **kwargs
+    ) -> ResNet:
         """ResNet-20 (width 1) with the paper's W-Asym settings: fixed entries per row stem 12, stage
         convs 36/54/72, 1x1 skips 4/6/8, head 8, kappa 2."""
         base = cls(input_shape, out_features, 20, 1.0, symmetry="standard", seed=seed, **kwargs)
@@ -533,8 +573,9 @@ class ResNet(NetSpec):
                 stage = int(layer.name[1]) - 1
                 n_fix.append(stage_skip[stage] if layer.name.endswith("_skip") else stage_conv[stage])
         asym = dict(n_fix=tuple(n_fix), kappa=2.0) if symmetry == "w_asym" else {}
-        return cls(input_shape, out_features, 20, 1.0, symmetry=symmetry, mask_kind="entry", seed=seed, **asym,
-                   **kwargs)
+        return cls(
+            input_shape, out_features, 20, 1.0, symmetry=symmetry, mask_kind="entry", seed=seed, **asym, **kwargs
+        )
 
 
 FAMILIES = {"MLP": MLP, "CNN": CNN, "ResNet": ResNet}

@@ -147,8 +147,9 @@ class _AsymWeight(nn.Module):
         self.mask_rows_distinct = bool(c["mask_rows_distinct"])
 
     def effective_weight(self):
-        full = TorchOps.take_last(TorchOps.concat_last(self.weight_free, TorchOps.cast_like(self.fixed_value, self.weight_free)),
-                                  self.gather)
+        full = TorchOps.take_last(
+            TorchOps.concat_last(self.weight_free, TorchOps.cast_like(self.fixed_value, self.weight_free)), self.gather
+        )
         return full.reshape(self.weight_shape)
 
 
@@ -189,8 +190,15 @@ class FiGLU(nn.Module):
 _ACTIVATIONS = (nn.ReLU, nn.GELU, nn.SiLU, nn.Tanh, nn.LeakyReLU, nn.ELU, nn.Softplus, nn.Mish)
 
 
-def asymmetrize(module: nn.Module, kind: str = "w", n_fix=None, kappa: float | None = None, seed: int = 0,
-                mask_kind: str = "entry", figlu_scale: float = 1.0) -> nn.Module:
+def asymmetrize(
+    module: nn.Module,
+    kind: str = "w",
+    n_fix=None,
+    kappa: float | None = None,
+    seed: int = 0,
+    mask_kind: str = "entry",
+    figlu_scale: float = 1.0,
+) -> nn.Module:
     """Make a user's torch module asymmetric, in place, and return it.
 
     kind="w": every nn.Linear / nn.Conv2d becomes W-Asym (free entries keep their current values).
@@ -223,7 +231,11 @@ def asymmetrize(module: nn.Module, kind: str = "w", n_fix=None, kappa: float | N
             features = m.out_features if isinstance(m, nn.Linear) else m.out_channels
             if kind == "w":
                 fan_in = m.weight[0].numel()
-                block = m.weight[0, 0].numel() if isinstance(m, nn.Conv2d) and mask_kind == "filter" and m.weight.shape[1] > 1 else 1
+                block = (
+                    m.weight[0, 0].numel()
+                    if isinstance(m, nn.Conv2d) and mask_kind == "filter" and m.weight.shape[1] > 1
+                    else 1
+                )
                 units = fan_in // block
                 n = n_fix[layer_i] if isinstance(n_fix, (list, tuple)) else n_fix
                 n = default_n_fix(units, m.weight.shape[0]) if n is None else n
@@ -231,8 +243,11 @@ def asymmetrize(module: nn.Module, kind: str = "w", n_fix=None, kappa: float | N
                     raise ValueError(f"n_fix={n} for layer {name!r} is out of range; accepted: 0 <= n_fix < {units}")
                 k = DEFAULT_KAPPA if kappa is None else kappa
                 if n > 0:
-                    replacements[name] = (AsymLinear(m, n, k, seed, index) if isinstance(m, nn.Linear)
-                                          else AsymConv2d(m, n, k, seed, index, block))
+                    replacements[name] = (
+                        AsymLinear(m, n, k, seed, index)
+                        if isinstance(m, nn.Linear)
+                        else AsymConv2d(m, n, k, seed, index, block)
+                    )
             layer_i += 1
             index += 1
         elif kind == "sigma" and isinstance(m, _ACTIVATIONS):
@@ -241,8 +256,10 @@ def asymmetrize(module: nn.Module, kind: str = "w", n_fix=None, kappa: float | N
             replacements[name] = FiGLU(features, seed, index, figlu_scale)
             index += 1
     if kind == "sigma" and not replacements:
-        raise ValueError("the module has no activation modules to replace by FiGLU (functional activations such as "
-                         "F.relu cannot be replaced; use nn.ReLU and friends)")
+        raise ValueError(
+            "the module has no activation modules to replace by FiGLU (functional activations such as "
+            "F.relu cannot be replaced; use nn.ReLU and friends)"
+        )
     for name, new in replacements.items():
         parent_name, _, child = name.rpartition(".")
         parent = module.get_submodule(parent_name) if parent_name else module

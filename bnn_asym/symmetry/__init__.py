@@ -1,15 +1,6 @@
 """Parameter symmetries: permutations, rescalings, alignment and interpolation between networks."""
 
-from .permutations import (
-    PermutationSpec,
-    permutation_spec,
-    permute,
-    permute_free,
-    random_permutations,
-    rescale_free,
-    to_effective,
-    to_free,
-)
+from . import permutations
+from .permutations import *  # noqa: F403 -- the names in permutations.__all__
 
-__all__ = ["PermutationSpec", "permutation_spec", "permute", "permute_free", "random_permutations",
-           "rescale_free", "to_effective", "to_free"]
+__all__ = permutations.__all__

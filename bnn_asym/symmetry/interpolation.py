@@ -31,7 +31,7 @@ class Curve:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict) -> "Curve":
+    def from_dict(cls, d: dict) -> Curve:
         acc = d.get("accuracy")
         return cls(np.asarray(d["t"]), np.asarray(d["loss"]), None if acc is None else np.asarray(acc))
 
@@ -76,7 +76,7 @@ def _losses(spec, stacked: dict, X, y, task: str, batch_size: int = 2048):
     loss_sum, correct = np.zeros(k), np.zeros(k)
     y = np.asarray(y)
     for i in range(0, n, batch_size):
-        ls, c = batch_stats(stacked, np.asarray(X[i:i + batch_size], np.float32), y[i:i + batch_size])
+        ls, c = batch_stats(stacked, np.asarray(X[i : i + batch_size], np.float32), y[i : i + batch_size])
         loss_sum += np.asarray(ls, np.float64)
         correct += np.asarray(c)
     return loss_sum / n, (correct / n if task == "classification" else None)
@@ -85,8 +85,10 @@ def _losses(spec, stacked: dict, X, y, task: str, batch_size: int = 2048):
 def interpolate(spec, a: dict, b: dict, X, y, task: str = "classification", n_points: int = 25) -> Curve:
     """Loss and accuracy of ``(1 - t) a + t b`` at ``n_points`` evenly spaced t in [0, 1]."""
     t = interpolation_points(n_points)
-    stacked = {k: np.stack([(1 - ti) * np.asarray(a[k], np.float32) + ti * np.asarray(b[k], np.float32) for ti in t])
-               for k in a}
+    stacked = {
+        k: np.stack([(1 - ti) * np.asarray(a[k], np.float32) + ti * np.asarray(b[k], np.float32) for ti in t])
+        for k in a
+    }
     loss, acc = _losses(spec, stacked, X, y, task)
     return Curve(t, loss, acc)
 

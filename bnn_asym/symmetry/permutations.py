@@ -19,33 +19,23 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..nets.constants import free_index
-from ..nets.forward import effective_weight, prepared_constants
+from ..nets.forward import prepared_constants
 from ..nets.graph import Conv, Dense, Flatten, Norm, Residual
 
-
-class _NumpyOps:
-    reshape = staticmethod(np.reshape)
-
-    @staticmethod
-    def cast_like(c, like):
-        return np.asarray(c, dtype=like.dtype)
-
-    @staticmethod
-    def concat_last(a, b):
-        return np.concatenate([a, b], axis=-1)
-
-    @staticmethod
-    def take_last(a, idx):
-        return np.take_along_axis(a, idx, axis=-1)
+__all__ = ["PermutationSpec", "permutation_spec", "permute", "permute_free", "random_permutations", "rescale_free"]
+__all__ += ["to_effective", "to_free"]
 
 
 def to_effective(spec, params: dict) -> dict[str, np.ndarray]:
-    """Free parameters -> parameters with full weights (fixed entries filled in), as float64 numpy."""
+    """Free parameters -> parameters with full weights (fixed entries filled in), as float64 numpy: the
+    forward pass's ``M * W + (1 - M) * F``, the free entries and the fixed values gathered into place."""
     consts = prepared_constants(spec)
-    params = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
-    out = dict(params)
+    out = {k: np.asarray(v, dtype=np.float64) for k, v in params.items()}
     for layer in spec.weight_layers():
-        out[f"{layer.name}.weight"] = np.asarray(effective_weight(layer, params, consts, _NumpyOps))
+        if layer.n_fix:
+            key = f"{layer.name}.weight"
+            both = np.concatenate([out[key], consts[f"{layer.name}.fixed_value"].astype(np.float64)], axis=-1)
+            out[key] = np.take_along_axis(both, consts[f"{layer.name}.gather"], axis=-1).reshape(layer.weight_shape)
     return out
 
 

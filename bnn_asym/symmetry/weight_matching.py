@@ -65,7 +65,8 @@ def weight_matching(spec, a: dict, b: dict, max_sweeps: int = 100, seed: int = 0
     perms = {g: np.arange(n) for g, n in pspec.groups.items()}
     rng = np.random.default_rng(seed)
     sweeps = 0
-    for sweeps in range(1, max_sweeps + 1):
+    while sweeps < max_sweeps:
+        sweeps += 1
         changed = False
         for g in rng.permutation(list(pspec.groups)):
             cost = _cost(pspec, g, eff_a, eff_b, perms)

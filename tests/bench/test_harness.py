@@ -2,23 +2,23 @@
 and the same numbers from every backend."""
 
 import csv
-import os
 import signal
 import sqlite3
 import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 
 from bnn_asym.bench.harness import run_suite
 from bnn_asym.bench.report import write_report
 from bnn_asym.bench.store import BenchStore
-from bnn_asym.bench.suites import load_suite, parse_suite
+from bnn_asym.bench.suites import parse_suite
 
 TRIMMED = {
-    "name": "quick-trimmed", "symmetries": ["standard", "w_asym"], "seeds": [0],
+    "name": "quick-trimmed",
+    "symmetries": ["standard", "w_asym"],
+    "seeds": [0],
     "data": [{"name": "moons", "n_samples": 160}],
     "networks": [{"family": "mlp", "depth": 2, "width": 8}],
     "reference": {"engine": "nuts", "options": {"num_warmup": 150, "num_samples": 150, "num_chains": 2}},
@@ -85,12 +85,24 @@ def test_backends_give_the_same_rows_as_in_process(tmp_path, backend):
 
 def test_a_killed_run_resumes_without_duplicate_rows(tmp_path):
     suite_file = tmp_path / "s.toml"
-    suite_file.write_text('name = "kill"\nsymmetries = ["standard", "w_asym", "sigma_asym"]\nseeds = [0, 1]\n'
-                          'metrics = ["calibration"]\n[[data]]\nname = "moons"\nn_samples = 120\n'
-                          '[[networks]]\ndepth = 2\nwidth = 8\n[[engines]]\nname = "map"\noptions = { num_steps = 50 }\n')
+    suite_file.write_text(
+        'name = "kill"\nsymmetries = ["standard", "w_asym", "sigma_asym"]\nseeds = [0, 1]\n'
+        'metrics = ["calibration"]\n[[data]]\nname = "moons"\nn_samples = 120\n'
+        '[[networks]]\ndepth = 2\nwidth = 8\n[[engines]]\nname = "map"\noptions = { num_steps = 50 }\n'
+    )
     store = tmp_path / "k.sqlite"
-    cmd = [sys.executable, "-m", "bnn_asym.cli", "bench", str(suite_file), "--store", str(store), "--no-progress",
-           "--out", str(tmp_path / "out")]
+    cmd = [
+        sys.executable,
+        "-m",
+        "bnn_asym.cli",
+        "bench",
+        str(suite_file),
+        "--store",
+        str(store),
+        "--no-progress",
+        "--out",
+        str(tmp_path / "out"),
+    ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.time() + 240
     while time.time() < deadline and proc.poll() is None:

@@ -39,8 +39,26 @@ def test_bad_configs():
 
 
 def test_cli_lmc_writes_outputs_and_rejects_regression_data(tmp_path, capsys):
-    args = ["lmc", "--data", "digits", "--model", "cnn", "--runs", "1", "--epochs", "1", "--n-points", "3",
-            "--n-samples", "200", "--out", str(tmp_path), "--store", str(tmp_path / "s.sqlite"), "--no-progress"]
+    args = [
+        "lmc",
+        "--data",
+        "digits",
+        "--model",
+        "cnn",
+        "--runs",
+        "1",
+        "--epochs",
+        "1",
+        "--n-points",
+        "3",
+        "--n-samples",
+        "200",
+        "--out",
+        str(tmp_path),
+        "--store",
+        str(tmp_path / "s.sqlite"),
+        "--no-progress",
+    ]
     assert main(args) == 0
     assert (tmp_path / "lmc_digits_cnn.png").exists()
     assert main(args[:2] + ["gap"] + args[3:]) == 2

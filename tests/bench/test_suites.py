@@ -4,8 +4,14 @@ import pytest
 
 from bnn_asym.bench.suites import SuiteError, builtin_suites, load_suite, parse_suite
 
-MINIMAL = {"name": "t", "data": [{"name": "moons"}], "networks": [{"depth": 2, "width": 4}],
-           "engines": [{"name": "map"}], "metrics": ["calibration"], "symmetries": ["w_asym"]}
+MINIMAL = {
+    "name": "t",
+    "data": [{"name": "moons"}],
+    "networks": [{"depth": 2, "width": 4}],
+    "engines": [{"name": "map"}],
+    "metrics": ["calibration"],
+    "symmetries": ["w_asym"],
+}
 
 
 def test_builtin_suites_load_and_expand():
@@ -28,20 +34,29 @@ def test_keys_depend_on_everything_that_changes_the_numbers():
     assert a.key == parse_suite(MINIMAL).cells()[0].key
 
 
-@pytest.mark.parametrize("change, message", [
-    ({"engines": [{"name": "vae"}]}, r"engines\[0\]\.name: 'vae' is not valid; accepted: 'mfvi', 'lowrank_vi'"),
-    ({"engines": [{"name": "map", "options": {"num_step": 5}}]}, r"engines\[0\]: engine 'map' got unknown option"),
-    ({"engines": [{"name": "map", "optoins": {}}]}, r"engines\[0\]: unknown key\(s\) optoins; accepted: name, label"),
-    ({"data": [{"name": "cifar10"}]}, r"data\[0\]\.name: 'cifar10' is not valid; accepted: 'digits'"),
-    ({"networks": [{"depth": 0}]}, r"networks\[0\]\.depth: 0 is not valid; accepted: an integer >= 1"),
-    ({"networks": [{"hidden": [8], "depth": 3}]}, r"networks\[0\]: give either hidden"),
-    ({"symmetries": ["mirror"]}, r"symmetries\[0\]: 'mirror' is not valid"),
-    ({"seeds": []}, r"seeds: expected a non-empty list"),
-    ({"metrics": ["agreement"]}, r"metrics: 'agreement' needs a \[reference\]"),
-    ({"reference": {"options": {"num_chains": 1}}}, r"reference\.options\.num_chains: a reference needs at least 2"),
-    ({"engines": [{"name": "map"}, {"name": "map"}]}, r"engines: labels must be unique"),
-    ({"colour": "red"}, r"\(top level\): unknown key\(s\) colour"),
-])
+@pytest.mark.parametrize(
+    "change, message",
+    [
+        ({"engines": [{"name": "vae"}]}, r"engines\[0\]\.name: 'vae' is not valid; accepted: 'mfvi', 'lowrank_vi'"),
+        ({"engines": [{"name": "map", "options": {"num_step": 5}}]}, r"engines\[0\]: engine 'map' got unknown option"),
+        (
+            {"engines": [{"name": "map", "optoins": {}}]},
+            r"engines\[0\]: unknown key\(s\) optoins; accepted: name, label",
+        ),
+        ({"data": [{"name": "cifar10"}]}, r"data\[0\]\.name: 'cifar10' is not valid; accepted: 'digits'"),
+        ({"networks": [{"depth": 0}]}, r"networks\[0\]\.depth: 0 is not valid; accepted: an integer >= 1"),
+        ({"networks": [{"hidden": [8], "depth": 3}]}, r"networks\[0\]: give either hidden"),
+        ({"symmetries": ["mirror"]}, r"symmetries\[0\]: 'mirror' is not valid"),
+        ({"seeds": []}, r"seeds: expected a non-empty list"),
+        ({"metrics": ["agreement"]}, r"metrics: 'agreement' needs a \[reference\]"),
+        (
+            {"reference": {"options": {"num_chains": 1}}},
+            r"reference\.options\.num_chains: a reference needs at least 2",
+        ),
+        ({"engines": [{"name": "map"}, {"name": "map"}]}, r"engines: labels must be unique"),
+        ({"colour": "red"}, r"\(top level\): unknown key\(s\) colour"),
+    ],
+)
 def test_bad_suites_name_the_key_and_the_accepted_values(change, message):
     with pytest.raises(SuiteError, match=message):
         parse_suite({**MINIMAL, **change}, "bad.toml")
@@ -49,16 +64,21 @@ def test_bad_suites_name_the_key_and_the_accepted_values(change, message):
 
 def test_files_toml_and_yaml_and_errors(tmp_path):
     toml = tmp_path / "s.toml"
-    toml.write_text('name = "t"\n[[data]]\nname = "moons"\n[[networks]]\ndepth = 2\n[[engines]]\nname = "map"\n'
-                    'metrics = ["calibration"]\n')
+    toml.write_text(
+        'name = "t"\n[[data]]\nname = "moons"\n[[networks]]\ndepth = 2\n[[engines]]\nname = "map"\n'
+        'metrics = ["calibration"]\n'
+    )
     with pytest.raises(SuiteError, match=r"s.toml: engines\[0\]: unknown key\(s\) metrics"):
         load_suite(toml)  # the metrics line landed inside the engine table
-    toml.write_text('name = "t"\nmetrics = ["calibration"]\n[[data]]\nname = "moons"\n[[networks]]\ndepth = 2\n'
-                    '[[engines]]\nname = "map"\n')
+    toml.write_text(
+        'name = "t"\nmetrics = ["calibration"]\n[[data]]\nname = "moons"\n[[networks]]\ndepth = 2\n'
+        '[[engines]]\nname = "map"\n'
+    )
     assert load_suite(toml).name == "t"
     yaml_file = tmp_path / "s.yaml"
-    yaml_file.write_text("name: y\nmetrics: [calibration]\ndata: [{name: moons}]\nnetworks: [{depth: 2}]\n"
-                         "engines: [{name: map}]\n")
+    yaml_file.write_text(
+        "name: y\nmetrics: [calibration]\ndata: [{name: moons}]\nnetworks: [{depth: 2}]\nengines: [{name: map}]\n"
+    )
     assert load_suite(yaml_file).name == "y"
     (tmp_path / "broken.toml").write_text("name = \n")
     with pytest.raises(SuiteError, match="broken.toml: cannot be parsed"):

@@ -46,28 +46,57 @@ CONJUGATE = {
     # Measured (seeds 0-2, both networks): mfvi mean <= 0.22 sd, std 0.90-1.02; lowrank_vi <= 0.21 sd,
     # 0.87-1.18; ELRG <= 0.22 sd, 0.86-1.38; SGLD <= 0.21 sd, 1.00-1.34; SGHMC <= 0.28 sd, 1.03-1.37 (SG-MCMC
     # without a noise correction inflates the variance: mini-batch noise and discretisation)
-    "mfvi": (dict(num_steps=4000, lr=0.003, num_particles=8, num_draws=400), dict(mean_sd=0.4, std_low=0.5, std_high=1.5)),
-    "lowrank_vi": (dict(num_steps=3000, lr=0.005, rank=2, num_particles=4, num_draws=400),
-                   dict(mean_sd=0.4, std_low=0.5, std_high=1.5)),
-    "sgld": (dict(num_warmup=1000, num_samples=2000, num_chains=2, batch_size=20),
-             dict(mean_sd=0.5, std_low=0.5, std_high=2.0)),
-    "sghmc": (dict(num_warmup=500, num_samples=2000, num_chains=2, batch_size=20, num_integration_steps=5,
-                   step_size=0.01), dict(mean_sd=0.5, std_low=0.5, std_high=2.0)),
+    "mfvi": (
+        dict(num_steps=4000, lr=0.003, num_particles=8, num_draws=400),
+        dict(mean_sd=0.4, std_low=0.5, std_high=1.5),
+    ),
+    "lowrank_vi": (
+        dict(num_steps=3000, lr=0.005, rank=2, num_particles=4, num_draws=400),
+        dict(mean_sd=0.4, std_low=0.5, std_high=1.5),
+    ),
+    "sgld": (
+        dict(num_warmup=1000, num_samples=2000, num_chains=2, batch_size=20),
+        dict(mean_sd=0.5, std_low=0.5, std_high=2.0),
+    ),
+    "sghmc": (
+        dict(num_warmup=500, num_samples=2000, num_chains=2, batch_size=20, num_integration_steps=5, step_size=0.01),
+        dict(mean_sd=0.5, std_low=0.5, std_high=2.0),
+    ),
     # SWAG on mini-batches of 10: its spread comes from SGD noise, so it is only roughly the posterior's:
     # measured 0.34-1.57 x the exact std at swag_lr 0.01 (0.4-1.9 at 0.015), mean within 0.44 sd
-    "swag": (dict(pretrain_steps=1500, swag_steps=2000, batch_size=10, lr=0.01, swag_lr=0.015, collect_every=10,
-                  num_draws=400), dict(mean_sd=1.0, std_low=0.25, std_high=4.0)),
-    "multiswag": (dict(pretrain_steps=1500, swag_steps=2000, batch_size=10, lr=0.01, swag_lr=0.015, collect_every=10,
-                       num_draws=200, n_runs=2), dict(mean_sd=1.0, std_low=0.25, std_high=4.0)),
+    "swag": (
+        dict(
+            pretrain_steps=1500, swag_steps=2000, batch_size=10, lr=0.01, swag_lr=0.015, collect_every=10, num_draws=400
+        ),
+        dict(mean_sd=1.0, std_low=0.25, std_high=4.0),
+    ),
+    "multiswag": (
+        dict(
+            pretrain_steps=1500,
+            swag_steps=2000,
+            batch_size=10,
+            lr=0.01,
+            swag_lr=0.015,
+            collect_every=10,
+            num_draws=200,
+            n_runs=2,
+        ),
+        dict(mean_sd=1.0, std_low=0.25, std_high=4.0),
+    ),
     # point estimates: the mode (= the Gaussian posterior's mean) within 0.05 sd, and no spread to speak of
     # (measured: 0.000 sd; the problem is convex, so every ensemble member reaches the same mode)
     "map": (dict(num_steps=3000, lr=0.01, batch_size=None), dict(mean_sd=0.05, std_low=0.0, std_high=1e-6)),
-    "ensemble": (dict(n_members=3, num_steps=3000, lr=0.01, batch_size=None),
-                 dict(mean_sd=0.05, std_low=0.0, std_high=0.05)),
+    "ensemble": (
+        dict(n_members=3, num_steps=3000, lr=0.01, batch_size=None),
+        dict(mean_sd=0.05, std_low=0.0, std_high=0.05),
+    ),
 }
 EXTRA_CONJUGATE = {
-    "lowrank_vi[per_layer]": ("lowrank_vi", dict(num_steps=3000, lr=0.01, per_layer=True, rank=2, num_draws=400,
-                                                 init_logvar=-4.0), dict(mean_sd=0.4, std_low=0.5, std_high=2.0)),
+    "lowrank_vi[per_layer]": (
+        "lowrank_vi",
+        dict(num_steps=3000, lr=0.01, per_layer=True, rank=2, num_draws=400, init_logvar=-4.0),
+        dict(mean_sd=0.4, std_low=0.5, std_high=2.0),
+    )
 }
 
 
@@ -93,9 +122,9 @@ def exact_posterior(model, X, y):
         offset = X[:, fixed] @ c["out.fixed_value"][0]
         free_cols = np.setdiff1d(free_cols, fixed)
     phi = np.column_stack([X[:, free_cols], np.ones(len(X))])
-    prior_prec = np.diag([1 / W_SCALE ** 2] * len(free_cols) + [1 / B_SCALE ** 2])
-    cov = np.linalg.inv(prior_prec + phi.T @ phi / NOISE ** 2)
-    mean = cov @ phi.T @ (y - offset) / NOISE ** 2
+    prior_prec = np.diag([1 / W_SCALE**2] * len(free_cols) + [1 / B_SCALE**2])
+    cov = np.linalg.inv(prior_prec + phi.T @ phi / NOISE**2)
+    mean = cov @ phi.T @ (y - offset) / NOISE**2
     return mean, cov
 
 

@@ -55,8 +55,7 @@ def test_checkpoints_every_steps_seconds_and_a_stopping_callback(moons):
     post = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=300, progress=False, checkpoints={"every_steps": 100})
     assert [c.step for c in post.checkpoints] == [100, 200, 300]
     assert all(c.posterior.n_draws == 200 and c.grad_evals == c.step for c in post.checkpoints)
-    timed = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=400, progress=False,
-                         checkpoints={"every_seconds": 1e-6})
+    timed = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=400, progress=False, checkpoints={"every_seconds": 1e-6})
     assert len(timed.checkpoints) >= 2 and all(np.diff([c.wall_time_s for c in timed.checkpoints]) >= 0)
     seen = []
 
@@ -64,8 +63,17 @@ def test_checkpoints_every_steps_seconds_and_a_stopping_callback(moons):
         seen.append(checkpoint.step)
         return checkpoint.step >= 200
 
-    stopped = bnn_asym.fit(net, X, y, engine="nuts", num_warmup=50, num_samples=300, progress=False,
-                           checkpoints={"every_steps": 100}, callback=stop_at_200)
+    stopped = bnn_asym.fit(
+        net,
+        X,
+        y,
+        engine="nuts",
+        num_warmup=50,
+        num_samples=300,
+        progress=False,
+        checkpoints={"every_steps": 100},
+        callback=stop_at_200,
+    )
     assert seen == [100, 200] and stopped.run_info.stopped_by == "callback" and stopped.n_draws == 150
     assert seen and stopped.checkpoints == []  # handed to the callback, not kept
 
@@ -74,15 +82,17 @@ def test_budgets_stop_runs(moons):
     X, y, net = moons
     by_grads = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=1000, progress=False, budget={"grad_evals": 120})
     assert by_grads.run_info.stopped_by == "grad_evals" and 120 <= by_grads.run_info.grad_evals < 1000
-    by_time = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=10 ** 6, progress=False, budget={"seconds": 1.0})
-    assert by_time.run_info.stopped_by == "seconds" and by_time.run_info.steps < 10 ** 6
+    by_time = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=10**6, progress=False, budget={"seconds": 1.0})
+    assert by_time.run_info.stopped_by == "seconds" and by_time.run_info.steps < 10**6
     with pytest.raises(ValueError, match="before keeping any draw"):
         bnn_asym.fit(net, X, y, engine="nuts", num_warmup=100, num_samples=10, progress=False, budget={"steps": 50})
 
 
 def test_nan_stops_with_the_step_and_a_hint(moons):
     X, y, net = moons
-    with pytest.raises(FloatingPointError, match=r"mfvi: the loss became NaN or inf at step \d+; .*smaller learning rate"):
+    with pytest.raises(
+        FloatingPointError, match=r"mfvi: the loss became NaN or inf at step \d+; .*smaller learning rate"
+    ):
         bnn_asym.fit(net, X, y, engine="mfvi", lr=1e30, num_steps=300, progress=False)
     with pytest.raises(FloatingPointError, match=r"sgld: a parameter became NaN or inf at step \d+.*smaller step_size"):
         bnn_asym.fit(net, X, y, engine="sgld", step_size=1e6, num_warmup=10, num_samples=10, progress=False)
@@ -91,17 +101,23 @@ def test_nan_stops_with_the_step_and_a_hint(moons):
 def test_divergences_warn_at_the_callers_line(moons):
     X, y, net = moons
     with pytest.warns(RuntimeWarning, match=r"\d+ divergent transitions") as record:
-        post = bnn_asym.fit(net, X, y, engine="hmc", num_warmup=0, num_samples=20, num_chains=1, num_leapfrog=50,
-                            progress=False)
+        post = bnn_asym.fit(
+            net, X, y, engine="hmc", num_warmup=0, num_samples=20, num_chains=1, num_leapfrog=50, progress=False
+        )
     assert post.diagnostics()["num_divergences"] > 0
     assert record[0].filename == __file__
 
 
-@pytest.mark.parametrize("engine, backend, options", [
-    ("mfvi", "numpyro", dict(num_steps=30)), ("mfvi", "pyro", dict(num_steps=30)),
-    ("nuts", "pyro", dict(num_warmup=5, num_samples=5, max_tree_depth=3)), ("ensemble", "numpyro", dict(num_steps=30)),
-    ("laplace", "numpyro", dict(num_steps=30, num_draws=5)),
-])
+@pytest.mark.parametrize(
+    "engine, backend, options",
+    [
+        ("mfvi", "numpyro", dict(num_steps=30)),
+        ("mfvi", "pyro", dict(num_steps=30)),
+        ("nuts", "pyro", dict(num_warmup=5, num_samples=5, max_tree_depth=3)),
+        ("ensemble", "numpyro", dict(num_steps=30)),
+        ("laplace", "numpyro", dict(num_steps=30, num_draws=5)),
+    ],
+)
 def test_fit_leaves_global_state_alone(moons, engine, backend, options):
     X, y, net = moons
     bnn_asym.fit(net, X, y, engine="mfvi", num_steps=5, progress=False)  # the cache is set up on the first fit
@@ -111,8 +127,10 @@ def test_fit_leaves_global_state_alone(moons, engine, backend, options):
     before = (np.random.get_state()[1].copy(), random.getstate(), torch.get_rng_state().clone())
     pyro.clear_param_store()
     pyro.param("users_param", torch.ones(3))
-    config = {k: jax.config.values[k] for k in ("jax_enable_x64", "jax_compilation_cache_dir",
-                                                "jax_persistent_cache_min_compile_time_secs")}
+    config = {
+        k: jax.config.values[k]
+        for k in ("jax_enable_x64", "jax_compilation_cache_dir", "jax_persistent_cache_min_compile_time_secs")
+    }
     bnn_asym.fit(net, X, y, engine=engine, backend=backend, progress=False, **options)
     assert np.array_equal(np.random.get_state()[1], before[0]) and random.getstate() == before[1]
     assert torch.equal(torch.get_rng_state(), before[2])
@@ -126,18 +144,27 @@ def test_warm_starts(moons):
     from_map = bnn_asym.fit(net, X, y, engine="nuts", init="map", **base)
     assert from_map.run_info.init == "map" and from_map.info["init_grad_evals"] > 0
     ens = bnn_asym.fit(net, X, y, engine="ensemble", n_members=2, num_steps=200, progress=False)
-    chained = bnn_asym.fit(net, X, y, engine="sgld", init=ens, num_warmup=0, num_samples=5, num_chains=2, progress=False)
+    chained = bnn_asym.fit(
+        net, X, y, engine="sgld", init=ens, num_warmup=0, num_samples=5, num_chains=2, progress=False
+    )
     assert chained.run_info.init == "posterior:ensemble"
-    swag = bnn_asym.fit(net, X, y, engine="swag", init=ens, pretrain_steps=0, swag_steps=100, collect_every=10,
-                        progress=False)
+    swag = bnn_asym.fit(
+        net, X, y, engine="swag", init=ens, pretrain_steps=0, swag_steps=100, collect_every=10, progress=False
+    )
     assert np.abs(swag.draws["out.bias"].mean((0, 1)) - ens.draws["out.bias"][0, 0]).max() < 0.5
     paper_init = bnn_asym.fit(net, X, y, engine="map", init="torch_default", num_steps=5, progress=False)
     assert paper_init.model.net.init_scheme == "torch_default"
     with pytest.raises(ValueError, match="init='xavier' is not valid; accepted: an init scheme"):
         bnn_asym.fit(net, X, y, engine="map", init="xavier")
     with pytest.raises(ValueError, match="200 draws; 300 chains"):
-        bnn_asym.fit(net, X, y, engine="sgld", init=bnn_asym.fit(net, X, y, engine="mfvi", num_steps=5, progress=False),
-                     num_chains=300)
+        bnn_asym.fit(
+            net,
+            X,
+            y,
+            engine="sgld",
+            init=bnn_asym.fit(net, X, y, engine="mfvi", num_steps=5, progress=False),
+            num_chains=300,
+        )
 
 
 def test_engine_backend_device_and_chain_method_errors(moons):
@@ -159,18 +186,32 @@ def test_engine_backend_device_and_chain_method_errors(moons):
 
 def test_chain_methods_give_the_same_draws(moons):
     X, y, net = moons
-    runs = {m: bnn_asym.fit(net, X, y, engine="sgld", num_warmup=10, num_samples=10, num_chains=2, chain_method=m,
-                            progress=False) for m in ("sequential", "parallel", "vectorized")}
+    runs = {
+        m: bnn_asym.fit(
+            net, X, y, engine="sgld", num_warmup=10, num_samples=10, num_chains=2, chain_method=m, progress=False
+        )
+        for m in ("sequential", "parallel", "vectorized")
+    }
     for m in ("parallel", "vectorized"):
-        np.testing.assert_allclose(runs[m].draws["out.weight"], runs["sequential"].draws["out.weight"], rtol=1e-4,
-                                   atol=1e-5)
+        np.testing.assert_allclose(
+            runs[m].draws["out.weight"], runs["sequential"].draws["out.weight"], rtol=1e-4, atol=1e-5
+        )
 
 
 def test_swag_replaces_a_full_batch_with_a_noisy_one(moons):
     X, y, net = moons
     with pytest.warns(UserWarning, match="no gradient noise.*using batch_size=37"):
-        post = bnn_asym.fit(net, X, y, engine="swag", batch_size=len(X), pretrain_steps=10, swag_steps=50,
-                            collect_every=5, progress=False)
+        post = bnn_asym.fit(
+            net,
+            X,
+            y,
+            engine="swag",
+            batch_size=len(X),
+            pretrain_steps=10,
+            swag_steps=50,
+            collect_every=5,
+            progress=False,
+        )
     assert post.draws["out.bias"].std(axis=(0, 1)).min() > 1e-4
     with warnings.catch_warnings():
         warnings.simplefilter("error")

@@ -3,12 +3,20 @@ the step-level protocol (checkpoints equal stopped runs, seeds, distinct chain s
 
 import numpy as np
 import pytest
+from harness import (
+    CLASSIFICATION,
+    CONJUGATE,
+    EXTRA_CLASSIFICATION,
+    EXTRA_CONJUGATE,
+    case,
+    conjugate_problem,
+    exact_posterior,
+    flat_draws,
+)
 
 import bnn_asym
 from bnn_asym import datasets
 from bnn_asym.metrics import accuracy, ece
-from harness import (CLASSIFICATION, CONJUGATE, EXTRA_CLASSIFICATION, EXTRA_CONJUGATE, case, conjugate_problem,
-                     exact_posterior, flat_draws)
 
 pytestmark = pytest.mark.filterwarnings("ignore:(nuts|hmc). .* divergent")
 
@@ -79,10 +87,14 @@ def test_classification(moons, name, seed_shift):
 
 # ----- the step-level protocol, with tiny runs ---------------------------------------------------------------
 PROTOCOL = {
-    "mfvi": dict(num_steps=60), "lowrank_vi": dict(num_steps=60, per_layer=True, batch_size=32),
-    "nuts": dict(num_warmup=20, num_samples=40, num_chains=2), "hmc": dict(num_warmup=20, num_samples=40, num_chains=2),
-    "sgld": dict(num_warmup=20, num_samples=40, num_chains=3), "sghmc": dict(num_warmup=20, num_samples=40, num_chains=2),
-    "map": dict(num_steps=60, num_chains=2), "ensemble": dict(n_members=3, num_steps=60),
+    "mfvi": dict(num_steps=60),
+    "lowrank_vi": dict(num_steps=60, per_layer=True, batch_size=32),
+    "nuts": dict(num_warmup=20, num_samples=40, num_chains=2),
+    "hmc": dict(num_warmup=20, num_samples=40, num_chains=2),
+    "sgld": dict(num_warmup=20, num_samples=40, num_chains=3),
+    "sghmc": dict(num_warmup=20, num_samples=40, num_chains=2),
+    "map": dict(num_steps=60, num_chains=2),
+    "ensemble": dict(n_members=3, num_steps=60),
     "swag": dict(pretrain_steps=20, swag_steps=40, collect_every=5, num_draws=10),
     "multiswag": dict(pretrain_steps=20, swag_steps=40, collect_every=5, num_draws=10, n_runs=2),
     "laplace": dict(num_steps=60, num_draws=10),
@@ -100,8 +112,9 @@ def test_checkpoint_at_k_equals_a_run_stopped_at_k_and_seeds_repeat(moons, engin
     options = PROTOCOL[engine]
     k = 50
     full = bnn_asym.fit(net, X, y, engine=engine, seed=3 + seed_shift, progress=False, checkpoints=[k], **options)
-    stopped = bnn_asym.fit(net, X, y, engine=engine, seed=3 + seed_shift, progress=False, budget={"steps": k},
-                           **options)
+    stopped = bnn_asym.fit(
+        net, X, y, engine=engine, seed=3 + seed_shift, progress=False, budget={"steps": k}, **options
+    )
     again = bnn_asym.fit(net, X, y, engine=engine, seed=3 + seed_shift, progress=False, **options)
     other = bnn_asym.fit(net, X, y, engine=engine, seed=4 + seed_shift, progress=False, **options)
     (checkpoint,) = full.checkpoints
@@ -122,6 +135,14 @@ def test_global_low_rank_vi_trains_a_thousand_parameter_net_at_its_default_learn
     binomial standard error is 0.011, so 0.85 sits 8 of them below the weakest seed."""
     ds = datasets.load("digits", seed=0)
     net = bnn_asym.MLP(64, (16, 16), 10, seed=0)
-    post = bnn_asym.fit(net, ds.X_train, ds.y_train, engine="lowrank_vi", num_steps=1500, batch_size=128,
-                        seed=seed_shift, progress=False)
+    post = bnn_asym.fit(
+        net,
+        ds.X_train,
+        ds.y_train,
+        engine="lowrank_vi",
+        num_steps=1500,
+        batch_size=128,
+        seed=seed_shift,
+        progress=False,
+    )
     assert accuracy(post.predict(ds.X_test), ds.y_test) > 0.85

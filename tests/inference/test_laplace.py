@@ -18,8 +18,9 @@ def test_laplace_curvature_and_draws_cover_the_free_parameters_only():
     all_weights = 2 * 8 + 8 + 8 * 2 + 2  # every weight and bias of the 2-8-2 MLP
     assert net.num_free_params == all_weights - (8 + 2)  # one fixed entry in each of the 10 rows
 
-    post = bnn_asym.fit(net, ds.X_train, ds.y_train, engine="laplace", num_steps=200, hessian="full", num_draws=50,
-                        progress=False)
+    post = bnn_asym.fit(
+        net, ds.X_train, ds.y_train, engine="laplace", num_steps=200, hessian="full", num_draws=50, progress=False
+    )
     assert {k: v.shape[2:] for k, v in post.draws.items()} == {p.name: p.shape for p in net.layout}
     assert sum(int(np.prod(v.shape[2:])) for v in post.draws.values()) == net.num_free_params
     assert all(np.std(v, axis=(0, 1)).min() > 0 for v in post.draws.values())  # every free entry has spread

@@ -73,7 +73,9 @@ def test_bulk_and_tail_ess_equal_arviz_for_any_autocorrelation(shape, phi):
     x[..., 0] = np.round(x[..., 0])
     x[..., 1] = 3.0
     moved = np.moveaxis(x, -1, 0)
-    np.testing.assert_allclose(ess_bulk(x), array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="bulk"),
-                               rtol=1e-9)
-    np.testing.assert_allclose(ess_tail(x), array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="tail",
-                                                            prob=(0.05, 0.95)), rtol=1e-9)
+    np.testing.assert_allclose(
+        ess_bulk(x), array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="bulk"), rtol=1e-9
+    )
+    np.testing.assert_allclose(
+        ess_tail(x), array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)), rtol=1e-9
+    )

@@ -3,13 +3,13 @@
 import numpy as np
 import pytest
 import torch
+from conftest import inputs_for, perturbed_params, small_specs
 from numpyro import handlers as nh
 from numpyro.infer.util import log_density
 from pyro import poutine
 
 import bnn_asym
 from bnn_asym.models import BayesianModel, Likelihood, Prior
-from conftest import inputs_for, perturbed_params, small_specs
 
 pytestmark = pytest.mark.usefixtures("x64")  # compared at 1e-10: float64
 
@@ -47,8 +47,17 @@ def test_numpyro_and_pyro_agree_for_every_family_and_symmetry(family_symmetry):
     assert a == pytest.approx(b, rel=1e-10, abs=1e-8)
 
 
-@pytest.mark.parametrize("lik", [Likelihood("categorical"), Likelihood("bernoulli"), Likelihood("gaussian", 0.3),
-                                 Likelihood("gaussian", None), Likelihood("heteroscedastic")], ids=lambda l: f"{l.name}-{l.noise_std}")
+@pytest.mark.parametrize(
+    "lik",
+    [
+        Likelihood("categorical"),
+        Likelihood("bernoulli"),
+        Likelihood("gaussian", 0.3),
+        Likelihood("gaussian", None),
+        Likelihood("heteroscedastic"),
+    ],
+    ids=lambda l: f"{l.name}-{l.noise_std}",
+)
 @pytest.mark.parametrize("symmetry", ["standard", "w_asym", "sigma_asym"])
 def test_every_likelihood_agrees(lik, symmetry):
     spec = bnn_asym.MLP(4, (6,), LIKELIHOOD_OUTPUTS[lik.name], symmetry=symmetry, seed=1)
@@ -93,7 +102,9 @@ def test_minibatch_likelihood_is_rescaled_to_the_full_data(ppl):
         site = tr["y"]
         scaled = float(site["fn"].log_prob(site["value"]).sum() * site["scale"])
     else:
-        cond = poutine.condition(model.pyro_model(dtype=torch.float64), data={k: torch.as_tensor(v) for k, v in vals.items()})
+        cond = poutine.condition(
+            model.pyro_model(dtype=torch.float64), data={k: torch.as_tensor(v) for k, v in vals.items()}
+        )
         tr = poutine.trace(cond).get_trace(torch.as_tensor(X), torch.as_tensor(y), 40)
         tr.compute_log_prob()
         scaled = float(tr.nodes["y"]["log_prob_sum"])

@@ -5,10 +5,10 @@ from math import comb
 
 import numpy as np
 import pytest
+from conftest import small_specs
 
 import bnn_asym
 from bnn_asym.nets.constants import default_n_fix, sample_fixed_patterns
-from conftest import small_specs
 
 DIGEST_SCRIPT = """
 import bnn_asym
@@ -21,8 +21,13 @@ print(",".join(s.constants_digest() for s in specs))
 def test_constants_identical_across_processes():
     # Separate interpreters get different hash() salts: constants must not depend on them.
     outs = {
-        subprocess.run([sys.executable, "-c", DIGEST_SCRIPT], capture_output=True, text=True, check=True,
-                       env={**os.environ, "PYTHONHASHSEED": str(salt)}).stdout.strip()
+        subprocess.run(
+            [sys.executable, "-c", DIGEST_SCRIPT],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": str(salt)},
+        ).stdout.strip()
         for salt in (1, 2)
     }
     assert len(outs) == 1

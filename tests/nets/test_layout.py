@@ -2,9 +2,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from conftest import perturbed_params
 
 import bnn_asym
-from conftest import perturbed_params
 
 pytestmark = pytest.mark.usefixtures("x64")  # compared at 1e-10: float64
 

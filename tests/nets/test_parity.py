@@ -5,12 +5,12 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 import torch
+from conftest import inputs_for, perturbed_params, torch_params
 from torch import nn
 
 import bnn_asym
 from bnn_asym.nets.torch import asymmetrize
 from bnn_asym.symmetry import to_effective
-from conftest import inputs_for, perturbed_params, torch_params
 
 pytestmark = pytest.mark.usefixtures("x64")  # compared at 1e-10: float64
 
@@ -75,11 +75,13 @@ def test_torch_module_view_matches_apply_and_hides_constants(family_symmetry):
     spec = family_symmetry
     params = perturbed_params(spec)
     module = spec.torch_module(dtype=torch.float64)
-    module.load_state_dict({**module.state_dict(), **{f"free.{k.replace('.', '__')}": torch.as_tensor(v)
-                                                       for k, v in params.items()}})
+    module.load_state_dict(
+        {**module.state_dict(), **{f"free.{k.replace('.', '__')}": torch.as_tensor(v) for k, v in params.items()}}
+    )
     x = inputs_for(spec)
-    np.testing.assert_allclose(module(torch.as_tensor(x)).detach().numpy(),
-                               spec.apply_torch(torch_params(params), x).numpy(), atol=1e-12)
+    np.testing.assert_allclose(
+        module(torch.as_tensor(x)).detach().numpy(), spec.apply_torch(torch_params(params), x).numpy(), atol=1e-12
+    )
     assert sum(p.numel() for p in module.parameters()) == spec.num_free_params
 
 
@@ -96,8 +98,9 @@ def test_asymmetrize_user_module_matches_spec():
                 seq[i].bias.copy_(torch.as_tensor(eff[f"{name}.bias"]))
         asymmetrize(seq, kind=kind, n_fix=[2, 3, 4], kappa=0.7, seed=11)
         x = inputs_for(spec)
-        np.testing.assert_allclose(seq(torch.as_tensor(x)).detach().numpy(),
-                                   spec.apply_torch(torch_params(params), x).numpy(), atol=1e-12)
+        np.testing.assert_allclose(
+            seq(torch.as_tensor(x)).detach().numpy(), spec.apply_torch(torch_params(params), x).numpy(), atol=1e-12
+        )
         if kind == "w":
             assert sum(p.numel() for p in seq.parameters()) == spec.num_free_params
 

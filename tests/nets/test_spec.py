@@ -2,10 +2,10 @@ import json
 
 import numpy as np
 import pytest
+from conftest import SYMMETRIES, small_specs
 
 import bnn_asym
 from bnn_asym.nets import spec_from_json
-from conftest import SYMMETRIES, small_specs
 
 
 def test_paper_lmc_parameter_counts():
@@ -59,18 +59,21 @@ def test_filter_mode_falls_back_to_entries_for_single_channel_input():
     assert net.weight_layers()[0].mask_kind == "entry"
 
 
-@pytest.mark.parametrize("kwargs, param", [
-    (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", n_fix=4), "n_fix"),
-    (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", n_fix=(1, 8)), "n_fix"),
-    (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", n_fix=(1, 2, 3)), "n_fix"),
-    (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", kappa=-1.0), "kappa"),
-    (dict(in_features=4, hidden=(8,), out_features=2, symmetry="mirror"), "symmetry"),
-    (dict(in_features=4, hidden=(0,), out_features=2), "hidden"),
-    (dict(in_features=0, hidden=(8,), out_features=2), "in_features"),
-    (dict(in_features=4, hidden=(8,), out_features=-1), "out_features"),
-    (dict(in_features=4, hidden=(8,), out_features=2, norm="batch"), "norm"),
-    (dict(in_features=4, hidden=(8,), out_features=2, seed=-3), "seed"),
-])
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", n_fix=4), "n_fix"),
+        (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", n_fix=(1, 8)), "n_fix"),
+        (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", n_fix=(1, 2, 3)), "n_fix"),
+        (dict(in_features=4, hidden=(8,), out_features=2, symmetry="w_asym", kappa=-1.0), "kappa"),
+        (dict(in_features=4, hidden=(8,), out_features=2, symmetry="mirror"), "symmetry"),
+        (dict(in_features=4, hidden=(0,), out_features=2), "hidden"),
+        (dict(in_features=0, hidden=(8,), out_features=2), "in_features"),
+        (dict(in_features=4, hidden=(8,), out_features=-1), "out_features"),
+        (dict(in_features=4, hidden=(8,), out_features=2, norm="batch"), "norm"),
+        (dict(in_features=4, hidden=(8,), out_features=2, seed=-3), "seed"),
+    ],
+)
 def test_invalid_mlp_settings_name_the_parameter(kwargs, param):
     with pytest.raises(ValueError, match=param):
         bnn_asym.MLP(**kwargs)
@@ -81,10 +84,17 @@ def test_n_fix_error_states_accepted_range():
         bnn_asym.MLP(4, (8,), 2, symmetry="w_asym", n_fix=4)
 
 
-@pytest.mark.parametrize("kwargs, param", [
-    (dict(depth=9), "depth"), (dict(width=0.01), "width"), (dict(norm="none"), "norm"),
-    (dict(groups=3), "groups"), (dict(mask_kind="row"), "mask_kind"), (dict(input_shape=(3, 32)), "input_shape"),
-])
+@pytest.mark.parametrize(
+    "kwargs, param",
+    [
+        (dict(depth=9), "depth"),
+        (dict(width=0.01), "width"),
+        (dict(norm="none"), "norm"),
+        (dict(groups=3), "groups"),
+        (dict(mask_kind="row"), "mask_kind"),
+        (dict(input_shape=(3, 32)), "input_shape"),
+    ],
+)
 def test_invalid_resnet_settings(kwargs, param):
     with pytest.raises(ValueError, match=param):
         bnn_asym.ResNet(**kwargs)

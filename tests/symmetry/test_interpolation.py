@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
+from conftest import perturbed_params
 
 from bnn_asym.symmetry.interpolation import Curve, interpolate, max_barrier, midpoint_barrier, mli_stats
 from bnn_asym.training import evaluate
-from conftest import perturbed_params
 
 
 def test_endpoints_equal_the_two_models(tiny_task):
@@ -34,12 +34,15 @@ def test_barriers_on_a_hand_made_curve():
         midpoint_barrier(Curve(np.linspace(0, 1, 4), np.zeros(4)))
 
 
-@pytest.mark.parametrize("loss, monotonic, delta, convex, local", [
-    ([3.0, 2.0, 1.5, 1.2, 1.0], True, 0.0, True, 1.0),  # decreasing and convex
-    ([3.0, 2.9, 2.0, 1.1, 1.0], True, 0.0, False, 2 / 3),  # decreasing, above the chord early on
-    ([3.0, 2.0, 2.5, 1.5, 1.0], False, 0.5, False, 2 / 3),  # one bump of 0.5, above the chord
-    ([3.0, 1.0, 2.0, 0.5, 1.0], False, 1.0, True, 2 / 3),  # largest rise: from the running minimum 1.0 to 2.0
-])
+@pytest.mark.parametrize(
+    "loss, monotonic, delta, convex, local",
+    [
+        ([3.0, 2.0, 1.5, 1.2, 1.0], True, 0.0, True, 1.0),  # decreasing and convex
+        ([3.0, 2.9, 2.0, 1.1, 1.0], True, 0.0, False, 2 / 3),  # decreasing, above the chord early on
+        ([3.0, 2.0, 2.5, 1.5, 1.0], False, 0.5, False, 2 / 3),  # one bump of 0.5, above the chord
+        ([3.0, 1.0, 2.0, 0.5, 1.0], False, 1.0, True, 2 / 3),  # largest rise: from the running minimum 1.0 to 2.0
+    ],
+)
 def test_mli_statistics_on_hand_made_curves(loss, monotonic, delta, convex, local):
     s = mli_stats(np.array(loss))
     assert s.monotonic == monotonic

@@ -6,11 +6,18 @@ from itertools import permutations
 import jax
 import numpy as np
 import pytest
+from conftest import inputs_for, perturbed_params, small_specs
 
 import bnn_asym
-from bnn_asym.symmetry import (permutation_spec, permute, permute_free, random_permutations, rescale_free,
-                               to_effective, to_free)
-from conftest import inputs_for, perturbed_params, small_specs
+from bnn_asym.symmetry import (
+    permutation_spec,
+    permute,
+    permute_free,
+    random_permutations,
+    rescale_free,
+    to_effective,
+    to_free,
+)
 
 pytestmark = pytest.mark.usefixtures("x64")  # invariance checked at 1e-10: float64
 

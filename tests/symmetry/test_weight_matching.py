@@ -1,10 +1,10 @@
 import numpy as np
 import pytest
+from conftest import inputs_for, perturbed_params
 
 import bnn_asym
 from bnn_asym.symmetry import permute_free, random_permutations
 from bnn_asym.symmetry.weight_matching import weight_matching
-from conftest import inputs_for, perturbed_params
 
 pytestmark = pytest.mark.usefixtures("x64")  # invariance checked at 1e-10: float64
 
@@ -34,8 +34,9 @@ def test_alignment_keeps_the_function(family):
     a, b = perturbed_params(spec, seed=1), perturbed_params(spec, seed=2)
     match = weight_matching(spec, a, b)
     x = inputs_for(spec)
-    np.testing.assert_allclose(np.asarray(spec.apply_jax(match.aligned, x)), np.asarray(spec.apply_jax(b, x)),
-                               atol=1e-10)
+    np.testing.assert_allclose(
+        np.asarray(spec.apply_jax(match.aligned, x)), np.asarray(spec.apply_jax(b, x)), atol=1e-10
+    )
     # alignment brings b closer to a
     dist = lambda p: sum(np.sum((p[k] - a[k]) ** 2) for k in a)  # noqa: E731
     assert dist(match.aligned) < dist(b)
