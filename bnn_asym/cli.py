@@ -28,7 +28,7 @@ def _cmd_demo(args) -> int:
     print(f"data: {ds}")
     print(f"{'symmetry':<12} {'free params':>12} {'max |f(x) - f_perm(x)|':>24}   permutation-invariant?")
     for symmetry in ("standard", "w_asym", "sigma_asym"):
-        net = MLP(ds.n_features, (32, 32), ds.n_classes, symmetry=symmetry, seed=args.seed)
+        net = MLP(ds.n_features, (32, 32), int(ds.n_classes or 2), symmetry=symmetry, seed=args.seed)
         params = net.init(seed=args.seed, dtype="float64")
         permuted = permute_free(net, params, random_permutations(net, rng))
         outputs = [

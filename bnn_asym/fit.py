@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .inference import ENGINES, get_engine
@@ -28,7 +30,7 @@ WARM_STARTS = ("map", "ensemble")
 # (1.1e6 parameters x batch 250 = 2.8e8) is where a GPU pays off.
 AUTO_GPU_MIN_WORK = 1e7
 # Warm starts ("map", "ensemble"): Adam on the log joint; pass a Posterior as init for other settings.
-WARM_START_OPTIONS = dict(num_steps=1000, batch_size=128, lr=1e-3, schedule="cosine")
+WARM_START_OPTIONS: dict[str, Any] = dict(num_steps=1000, batch_size=128, lr=1e-3, schedule="cosine")
 WARM_START_JITTER = 0.01  # init="map": chains after the first start at MAP + N(0, (0.01 * prior std)^2)
 
 

@@ -32,7 +32,7 @@ def _pid_alive(pid: int) -> bool:
 def remove_stale_temporaries(path) -> list[Path]:
     """Delete temporaries of ``path`` whose writing process no longer exists; returns what was removed."""
     path = Path(path)
-    removed = []
+    removed: list[Path] = []
     prefix = f".{path.name}."
     if not path.parent.is_dir():
         return removed

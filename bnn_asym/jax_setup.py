@@ -18,9 +18,10 @@ across processes: nothing bnn_asym compiles depends on Python's hash order.
 from __future__ import annotations
 
 import os
+from typing import Any
 
 DEFAULT_MAX_MB = 512
-_state = {"configured": False, "path": None}
+_state: dict[str, Any] = {"configured": False, "path": None}
 
 
 def default_cache_dir() -> str:
@@ -36,7 +37,7 @@ def configure_compilation_cache(enabled: bool | str = True, max_mb: float | None
     import jax
 
     _state["configured"] = True
-    current = jax.config.jax_compilation_cache_dir
+    current = jax.config.values.get("jax_compilation_cache_dir")
     if current and current != _state["path"]:
         _state["path"] = current  # the user's own cache: not ours to change
         return current

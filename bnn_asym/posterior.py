@@ -97,7 +97,7 @@ class Posterior:
             info = RunInfo.from_dict({"engine": engine, **(info or {})})
         self.run_info = info  # typed: cost, device, how the run stopped, per-step traces
         self.info = info.to_dict()  # the same as a JSON-able dict (what save() writes)
-        self.checkpoints = []  # Checkpoint records, when fit(checkpoints=...) had no callback
+        self.checkpoints: list = []  # Checkpoint records, when fit(checkpoints=...) had no callback
         self.engine = engine
         self.options = dict(options or {})
         self.seed = seed
@@ -216,7 +216,7 @@ class Posterior:
         elif lik.learns_noise:
             var_s = self.flat_draws()["noise_std"].astype(np.float64)[:, None] ** 2 * np.ones_like(mean_s)
         else:
-            var_s = np.full_like(mean_s, lik.noise_std**2)
+            var_s = np.full_like(mean_s, float(lik.noise_std or 0.0) ** 2)  # a fixed noise std is set
         mean = mean_s.mean(0)
         return mean, np.sqrt(var_s.mean(0) + mean_s.var(0))
 

@@ -118,8 +118,8 @@ class _BNNEstimator(BaseEstimator):
 
             def linearised(p):  # f(center) + J (p - center)
                 tangent = {k: p[k] - center[k] for k in names}
-                primal, change = torch.func.jvp(lambda q: spec.apply_torch(q, x), (center,), (tangent,))
-                return primal + change
+                primal_and_change = torch.func.jvp(lambda q: spec.apply_torch(q, x), (center,), (tangent,))
+                return primal_and_change[0] + primal_and_change[1]
 
             return torch.func.vmap(linearised)(draws).numpy()
 

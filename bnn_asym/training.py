@@ -133,6 +133,7 @@ def train(
     groups = [{"params": list(module.parameters()), "weight_decay": config.weight_decay}]
     if extra_params:
         groups.append({"params": list(extra_params), "weight_decay": 0.0})
+    opt: torch.optim.Optimizer
     if optimizer == "adamw":
         opt = torch.optim.AdamW(groups, lr=config.lr)
     else:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from types import FrameType
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -12,7 +13,7 @@ _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` with the stack level of the first caller outside bnn_asym (Python 3.11 has no
     ``skip_file_prefixes``)."""
-    frame = sys._getframe(1)
+    frame: FrameType | None = sys._getframe(1)
     level = 2  # stacklevel 1 is this function, 2 its caller
     while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
         frame = frame.f_back

@@ -127,7 +127,8 @@ def score_test(post, ds, reference: dict | None) -> dict:
         if reference is not None:
             out.update(classification_agreement(np.asarray(reference["probs"]), pred))
     else:
-        out = regression_metrics(*pred, ds.y_test)
+        mean, std = pred
+        out = regression_metrics(mean, std, ds.y_test)
         if reference is not None:
             out.update(regression_agreement((np.asarray(reference["mean"]), np.asarray(reference["std"])), pred))
     return out
@@ -411,7 +412,7 @@ def run_suite(
     references = _references(suite, cells, store, executor, progress, log)
     args = []
     for c in todo:
-        ref = references.get(job_key(c.reference_config(suite.reference))) if references else None
+        ref = references.get(job_key(c.reference_config(suite.reference))) if suite.reference else None
         path = None if posterior_dir is None else str(Path(posterior_dir) / f"{c.key}.nc")
         args.append((c, ref, path))
     bar = progress_bar(total=len(todo), desc=f"bench {suite.name}", enabled=progress)

@@ -162,12 +162,13 @@ def _lmc_report(cfg, per_variant: dict, reused: int, total: int) -> dict:
     rows = {}
     for variant, results in per_variant.items():
         test_curves = [Curve.from_dict(r["test"]["curve"]) for r in results]
+        accuracies = [c.accuracy for c in test_curves if c.accuracy is not None]  # interpolate() records it
         rows[variant] = {
             "test_barrier": _summary([r["test"]["barrier"] for r in results]),
             "train_barrier": _summary([r["train"]["barrier"] for r in results]),
             "test_max_barrier": _summary([r["test"]["max_barrier"] for r in results]),
-            "endpoint_test_accuracy": _summary([acc for c in test_curves for acc in (c.accuracy[0], c.accuracy[-1])]),
-            "midpoint_test_accuracy": _summary([c.accuracy[len(c.t) // 2] for c in test_curves]),
+            "endpoint_test_accuracy": _summary([acc for a in accuracies for acc in (a[0], a[-1])]),
+            "midpoint_test_accuracy": _summary([a[len(a) // 2] for a in accuracies]),
             "t": test_curves[0].t.tolist(),
             "test_loss_curves": [c.loss.tolist() for c in test_curves],
         }

@@ -236,14 +236,14 @@ def plot_convergence(store: BenchStore, cells: list[dict], path, x: str = "wall_
                     == (data, network, engine)
                     and c["config"]["symmetry"] == sym
                 ]
-                runs = [r for r in runs if r]
-                if not runs:
+                found = [r for r in runs if r is not None and r]
+                if not found:
                     continue
-                n = min(len(r) for r in runs)
-                xs = np.mean([[p[1 if x == "wall_s" else 2] for p in r[:n]] for r in runs], axis=0)
-                ys = np.asarray([[p[3] for p in r[:n]] for r in runs])
+                n = min(len(r) for r in found)
+                xs = np.mean([[p[1 if x == "wall_s" else 2] for p in r[:n]] for r in found], axis=0)
+                ys = np.asarray([[p[3] for p in r[:n]] for r in found])
                 ax.plot(xs, ys.mean(0), color=COLORS.get(sym), marker=".", label=sym)
-                if len(runs) > 1:
+                if len(found) > 1:
                     ax.fill_between(xs, ys.min(0), ys.max(0), color=COLORS.get(sym), alpha=0.15)
             title = f"{engine}: {metric}"
             ax.set_title(f"{data}, {network}\n{title}" if several_problems else title, fontsize=9)
@@ -272,12 +272,12 @@ def plot_reliability(store: BenchStore, cells: list[dict], path) -> Path | None:
                 for c in cells
                 if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym
             ]
-            diagrams = [d for d in diagrams if d]
-            if not diagrams:
+            stored = [d for d in diagrams if d is not None and d]
+            if not stored:
                 continue
-            count = np.sum([d["count"] for d in diagrams], axis=0)
-            conf = np.nansum([np.nan_to_num(d["confidence"]) * np.asarray(d["count"]) for d in diagrams], axis=0)
-            acc = np.nansum([np.nan_to_num(d["accuracy"]) * np.asarray(d["count"]) for d in diagrams], axis=0)
+            count = np.sum([d["count"] for d in stored], axis=0)
+            conf = np.nansum([np.nan_to_num(d["confidence"]) * np.asarray(d["count"]) for d in stored], axis=0)
+            acc = np.nansum([np.nan_to_num(d["accuracy"]) * np.asarray(d["count"]) for d in stored], axis=0)
             keep = count > 0
             ax.plot(conf[keep] / count[keep], acc[keep] / count[keep], "o-", color=COLORS.get(sym), label=sym, ms=3)
             drawn = True
@@ -336,14 +336,14 @@ def write_report(
         raise ValueError(f"store {store.path} holds no cells{f' of suite {suite!r}' if suite else ''}")
     out_dir = Path(out_dir)
     stem = f"bench_{suite or 'all'}"
-    figures = [
+    drawn = [
         plot_reference_distance(cells, out_dir / f"{stem}_reference.png"),
         plot_convergence(store, cells, out_dir / f"{stem}_convergence.png"),
         plot_convergence(store, cells, out_dir / f"{stem}_convergence_grads.png", x="grad_evals"),
         plot_reliability(store, cells, out_dir / f"{stem}_reliability.png"),
         plot_symmetry(cells, out_dir / f"{stem}_symmetry.png"),
     ]
-    figures = [f for f in figures if f is not None]
+    figures = [f for f in drawn if f is not None]
     suites = ", ".join(sorted({c["suite"] for c in cells}))
     parts = [
         f"# {title or f'Benchmark: {suites}'}",

@@ -30,7 +30,10 @@ class StoreError(ValueError):
 
 class _SQLiteStore:
     SCHEMA: tuple[str, ...] = ()
-    CHECK_TABLE = ("", ())  # (table, its first columns) that must match, or the file is someone else's
+    CHECK_TABLE: tuple[str, tuple[str, ...]] = (
+        "",
+        (),
+    )  # (table, its first columns) that must match, or the file is someone else's
 
     def __init__(self, path):
         self.path = Path(path)

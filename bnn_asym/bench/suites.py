@@ -44,6 +44,7 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from ..inference.runners import CHAIN_METHODS
 from ..nets.builder import NetworkConfig
@@ -81,7 +82,7 @@ class NetworkSpec(NetworkConfig):
 def network_label(network: dict) -> str:
     """The label of a stored network config (``Cell.config()["network"]``), e.g. ``mlp-3x16``."""
     fields = {f.name for f in dataclasses.fields(NetworkSpec)}
-    values = {k: tuple(v) if isinstance(v, list) else v for k, v in network.items() if k in fields}
+    values: dict[str, Any] = {k: tuple(v) if isinstance(v, list) else v for k, v in network.items() if k in fields}
     try:
         return NetworkSpec(**values).label()
     except (TypeError, ValueError):  # a config written by another version: its family and widths
@@ -238,11 +239,11 @@ def _network(where: _Where, path: str, t: dict) -> NetworkSpec:
     _checked(check_keys, t, where(path), NETWORK_KEYS)
     if "hidden" in t and ("depth" in t or "width" in t):
         raise where.fail(path, "give either hidden = [...] or depth and width, not both")
-    rules = {f.name: f.metadata.get("rule") for f in dataclasses.fields(NetworkSpec)}
+    rules = {f.name: f.metadata["rule"] for f in dataclasses.fields(NetworkSpec) if f.metadata.get("rule")}
     rules.update(
         family=one_of(*FAMILIES), norm=one_of(*NORMS[:2]), prior_scale=number(0.0), depth=integer(1), width=integer(1)
     )
-    values = {k: _checked(rules[k].check, v, where(f"{path}.{k}")) for k, v in t.items()}
+    values: dict[str, Any] = {k: _checked(rules[k].check, v, where(f"{path}.{k}")) for k, v in t.items()}
     if "hidden" not in values and (values.get("family", "mlp") == "mlp" or "depth" in values or "width" in values):
         values["hidden"] = (values.get("width", 16),) * (values.get("depth", 3) - 1)
     values.pop("depth", None)

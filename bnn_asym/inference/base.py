@@ -117,14 +117,18 @@ class Plan(NamedTuple):
     kind: str  # TRAJECTORY or APPROXIMATION
     num_chains: int = 1  # chains, members or runs (pseudo-chains)
     batch_size: int | None = None  # rows per step; None: the full data set every step
-    keep: Callable[[np.ndarray], np.ndarray] | None = None  # trajectory: step indices -> bool mask of kept steps
+    keep: Callable[[np.ndarray], np.ndarray] | None = None  # trajectory: step indices -> bool mask (None: all)
     num_draws: int = 1  # approximation: draws per chain from the final state
+
+    def kept(self, idx: np.ndarray) -> np.ndarray:
+        """Which of the steps ``idx`` a trajectory keeps (a bool mask)."""
+        return np.ones(len(idx), bool) if self.keep is None else self.keep(idx)
 
     def kept_draws(self, steps: int | None = None) -> int:
         """Draws per chain after ``steps`` (default: all planned) steps."""
         steps = self.num_steps if steps is None else steps
         if self.kind == TRAJECTORY:
-            return int(np.count_nonzero(self.keep(np.arange(steps))))
+            return int(np.count_nonzero(self.kept(np.arange(steps))))
         return self.num_draws
 
 

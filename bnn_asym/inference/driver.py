@@ -354,7 +354,9 @@ class Record:
             self.losses.append(np.asarray(info.loss))
         if self.kept is None:
             return
-        mask = self.plan.keep(np.arange(start, start + np.shape(info.grad_evals)[1]))
+        if positions is None:
+            raise RuntimeError("a trajectory engine's runner returned no positions")
+        mask = self.plan.kept(np.arange(start, start + np.shape(info.grad_evals)[1]))
         if mask.any():
             self.kept.add(positions if mask.all() else {k: v[:, mask] for k, v in positions.items()})
             self.kept_stats.append(self._stats(info, mask))
@@ -368,7 +370,7 @@ class Record:
                 value = np.asarray(value)[:, mask]
                 out[name] = value if dtype is None else value.astype(dtype)
         if "lp" in out:
-            out["lp"] = -out["lp"]
+            out["lp"] = np.negative(out["lp"])
         return out
 
     def sample_stats(self) -> dict[str, np.ndarray]:
@@ -542,7 +544,7 @@ def _runner(engine, algo, plan, model, data, options, backend, num_chains, metho
     capacity = _capacity(plan, total, model)
     if algo.runtime != "jax":
         return TorchRunner(algo, plan, data, num_chains, capacity)
-    key = (
+    key: tuple = (
         engine.name,
         model,
         repr(options),
@@ -557,7 +559,7 @@ def _runner(engine, algo, plan, model, data, options, backend, num_chains, metho
         capacity,
     )
     if engine.draws_need_data:
-        key += tuple(hashlib.sha1(np.ascontiguousarray(a)).hexdigest() for a in (data.X, data.y, data.w))
+        key += tuple(hashlib.sha1(np.ascontiguousarray(a).data).hexdigest() for a in (data.X, data.y, data.w))
     runner = _COMPILED.get(key)
     if runner is None:
         return _COMPILED.put(key, JaxRunner(algo, plan, data, num_chains, method, device, capacity))
@@ -596,6 +598,8 @@ def _checkpoint(s: Session, states, record: Record, p: Progress, make_posterior)
 def _current_draws(s: Session, states, record: Record):
     if s.plan.kind == TRAJECTORY:
         return (record.kept.arrays(), record.sample_stats()) if record.kept else ({}, {})
+    if s.algo.draws is None:
+        raise RuntimeError(f"engine {s.engine.name!r} is an approximation but its Algorithm has no draws")
     per_chain = []
     for c in range(s.runner.num_chains):
         state = s.runner.host_state(states, c)

@@ -339,7 +339,7 @@ def gaussian_weights(q: ELRGParams, s: ELRGSetup, key) -> dict:
             is_masked_weight = layer.mask is not None and name == layer.weight
             if is_masked_weight:
                 mean = mean * layer.mask.astype(mean.dtype) + layer.fixed.astype(mean.dtype)
-            if s.learn_diag:
+            if q.logvar is not None:  # a learned diagonal
                 var = layer.masked(name, jnp.exp(q.logvar[name]))
             else:
                 var = FixedVar(math.exp(s.fixed_logvar), layer.mask.astype(mean.dtype) if is_masked_weight else None)
@@ -353,7 +353,7 @@ def kl_divergence(q: ELRGParams, s: ELRGSetup):
     per norm parameter a diagonal Gaussian's."""
     import jax.numpy as jnp
 
-    total = 0.0
+    total: Any = 0.0
     for layer in s.layers:
         mask = {
             n: (1.0 if layer.mask is None or n != layer.weight else layer.mask.astype(q.mean[n].dtype))
@@ -394,7 +394,8 @@ def sample_latents(q: ELRGParams, key, s: ELRGSetup):
 
     from ..models.likelihoods import jax_backend
 
-    values, kl_mc = {}, 0.0
+    values: dict = {}
+    kl_mc: Any = 0.0
     for i, name in enumerate(s.latent_names):
         loc, log_scale = q.latent[name]
         u = loc + jnp.exp(log_scale) * jax.random.normal(jax.random.fold_in(key, i), jnp.shape(loc), loc.dtype)

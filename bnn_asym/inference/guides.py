@@ -54,7 +54,7 @@ def mean_field() -> Family:
         sizes = [int(np.prod(np.shape(v))) for v in leaves]
         flat = jax.random.normal(key, (sum(sizes),), jnp.result_type(leaves[0]))
         pieces = jnp.split(flat, np.cumsum(sizes)[:-1])
-        noise = tree.unflatten([p.reshape(np.shape(v)) for p, v in zip(pieces, leaves)])
+        noise = jax.tree.unflatten(tree, [p.reshape(np.shape(v)) for p, v in zip(pieces, leaves)])
         return jax.tree.map(lambda m, s, e: m + jnp.exp(s) * e, params.loc, params.log_scale, noise)
 
     def entropy(params):

@@ -26,6 +26,7 @@ State and StepInfo: MAP's (optim.py: ``MAPState``; grad_evals, loss).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -101,8 +102,10 @@ class Laplace(Engine):
     def build(self, model, data, options, backend) -> Algorithm:
         algo = map_algorithm(model, data.n, options.num_steps, options.lr, options.schedule)
 
+        map_draws: Any = algo.draws
+
         def draws(state, rng, num):
-            point = {k: np.asarray(v[0]) for k, v in algo.draws(state, rng, 1).items()}
+            point = {k: np.asarray(v[0]) for k, v in map_draws(state, rng, 1).items()}
             return laplace_draws(model, data, point, options, int(rng.integers(2**62)), num)
 
         return algo._replace(draws=draws)
@@ -154,7 +157,7 @@ def _fitted_laplace(model, net, point: dict, options, loader, dtype):
     sigma = 1.0
     if lik.name == "gaussian":
         sigma = float(point["noise_std"]) if lik.learns_noise else float(lik.noise_std)
-    kwargs = dict(
+    kwargs: dict[str, Any] = dict(
         likelihood="classification" if lik.task == "classification" else "regression",
         sigma_noise=sigma,
         backend=CurvlinopsGGN,
@@ -163,7 +166,7 @@ def _fitted_laplace(model, net, point: dict, options, loader, dtype):
         last = [p for p in layout if p.layer == model.net.weight_layers()[-1].name]
         idx = torch.cat([torch.arange(*layout.offsets[p.name]) for p in last])
         precision = torch.cat([torch.full((p.size,), 1.0 / prior[p.name][1] ** 2, dtype=dtype) for p in last])
-        la = make_laplace(
+        la: Any = make_laplace(
             net,
             subset_of_weights="subnetwork",
             hessian_structure="full",

@@ -9,7 +9,7 @@ coordinates (log-Jacobian included), on a mini-batch ``(X, y, weights)`` scaled 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -54,7 +54,7 @@ def jax_log_density(model) -> LogDensity:
         return lik.distribution(backend, out, {k: params[k] for k in transforms}).log_prob(y)
 
     def log_prior(params):
-        total = 0.0
+        total: Any = 0.0
         for k in names:
             loc, std = prior[k]
             total = total + jnp.sum(-0.5 * ((params[k] - loc) / std) ** 2 - jnp.log(std) - 0.5 * jnp.log(2 * jnp.pi))

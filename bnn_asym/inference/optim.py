@@ -107,7 +107,7 @@ class MAP(Engine):
     """Maximum a posteriori point estimate (Adam on the log joint), one draw per chain."""
 
     name = "map"
-    Options = MAPOptions
+    Options: type = MAPOptions
     when_to_use = "a deterministic baseline, and the start of Laplace / SWAG / warm-started chains"
     objective = "map_loss"
     batch_over_n = "full"  # mini-batches of at most N rows

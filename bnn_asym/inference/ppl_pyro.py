@@ -95,18 +95,16 @@ def svi(model, guide: str, options, n_total: int) -> Algorithm:
     def init(key, start, batch) -> PyroSVIChain:
         values = {k: torch.as_tensor(np.asarray(v), dtype=torch.float32) for k, v in start.items()}
         init_fn = autoguide.init_to_value(values=values)
+        g: Any
         if guide == "normal":
             g = autoguide.AutoNormal(model_fn, init_loc_fn=init_fn, init_scale=options.init_scale)
         else:
             g = autoguide.AutoLowRankMultivariateNormal(
                 model_fn, init_loc_fn=init_fn, init_scale=options.init_scale, rank=options.rank
             )
-        chain = PyroSVIChain(
-            SVI(model_fn, g, pyro.optim.Adam({"lr": options.lr}), Trace_ELBO(num_particles=options.num_particles)),
-            g,
-            _empty_store(),
-            _seed_state(key),
-        )
+        adam = pyro.optim.Adam({"lr": options.lr})  # type: ignore[attr-defined]  # pyro.optim makes it at import
+        svi_ = SVI(model_fn, g, adam, Trace_ELBO(num_particles=options.num_particles))
+        chain = PyroSVIChain(svi_, g, _empty_store(), _seed_state(key))
         with _Scoped(chain):
             X, y, w = _as_torch(batch)
             g(X, y, n_total, w)  # creates the guide's parameters in this chain's scope

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -24,8 +25,8 @@ LIKELIHOODS = ("categorical", "bernoulli", "gaussian", "heteroscedastic")
 class Backend:
     """What a likelihood needs from an array library: its distributions and softplus."""
 
-    dist: object
-    softplus: object
+    dist: Any  # a distributions module (numpyro.distributions or pyro.distributions)
+    softplus: Any
 
 
 def jax_backend() -> Backend:
@@ -72,7 +73,7 @@ class Likelihood:
     def latent_prior(self, backend: Backend, name: str):
         return backend.dist.HalfNormal(self.noise_prior_scale)
 
-    def expected_outputs(self, n_classes: int | None) -> int:
+    def expected_outputs(self, n_classes: int | None) -> int | None:
         return {"categorical": n_classes, "bernoulli": 1, "gaussian": 1, "heteroscedastic": 2}[self.name]
 
     def distribution(self, backend: Backend, out, latents: dict):

@@ -16,8 +16,11 @@ def make_pyro_model(model, dtype=torch.float32, calls: list | None = None):
     model once per potential-and-gradient evaluation, so this counts gradient evaluations).
     """
 
+    counter = calls
+
     def count():
-        calls[0] += 1
+        if counter is not None:
+            counter[0] += 1
 
     return build_model(
         model,

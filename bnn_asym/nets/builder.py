@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 from ..validate import check_fields, field, integer, number, one_of, optional, sequence_of
 from .spec import CNN, FIGLU_INITS, INIT_SCHEMES, MLP, NORMS, SYMMETRIES, NetSpec, ResNet
@@ -31,7 +32,7 @@ from .spec import CNN, FIGLU_INITS, INIT_SCHEMES, MLP, NORMS, SYMMETRIES, NetSpe
 FAMILIES = ("mlp", "cnn", "resnet")
 PRESET_FAMILY = {"paper_lmc": "mlp", "paper_bnn": "mlp", "paper_resnet20": "resnet"}
 PRESETS = tuple(PRESET_FAMILY)
-FAMILY_DEFAULTS = {
+FAMILY_DEFAULTS: dict[str, dict[str, Any]] = {
     "mlp": {"hidden": (16, 16), "norm": "none"},
     "cnn": {"channels": (16, 32), "hidden": (), "norm": "none", "head": "flatten"},
     "resnet": {"depth": 8, "width": 0.5, "norm": "group"},
@@ -75,14 +76,12 @@ class NetworkConfig:
         if r.preset:
             shape = r.preset.replace("_", "-")
         elif r.family == "mlp":
-            widths = set(r.hidden)
+            hidden = tuple(r.hidden or ())
             shape = (
-                f"{len(r.hidden) + 1}x{r.hidden[0]}"
-                if len(widths) == 1 and r.hidden
-                else "-".join(map(str, r.hidden)) or "linear"
+                f"{len(hidden) + 1}x{hidden[0]}" if len(set(hidden)) == 1 else "-".join(map(str, hidden)) or "linear"
             )
         elif r.family == "cnn":
-            shape = "c" + "-".join(map(str, r.channels)) + "".join(f"-fc{h}" for h in r.hidden)
+            shape = "c" + "-".join(map(str, r.channels or ())) + "".join(f"-fc{h}" for h in r.hidden or ())
         else:
             shape = f"{r.depth}x{r.width:g}"
         default_norm = FAMILY_DEFAULTS[r.family].get("norm")
@@ -99,9 +98,11 @@ def build_network(config: NetworkConfig, input_shape: tuple, n_out: int, symmetr
     """The network ``config`` describes, for inputs of ``input_shape`` and ``n_out`` outputs."""
     one_of(*SYMMETRIES).check(symmetry, "symmetry")
     c = config.resolved()
-    asym = dict(n_fix=c.n_fix, kappa=c.kappa) if symmetry == "w_asym" else {}
-    inits = dict(seed=c.seed, init_scheme=c.init, figlu_init=c.figlu_init)
-    common = dict(symmetry=symmetry, **inits)
+    inits: dict[str, Any] = dict(seed=c.seed, init_scheme=c.init, figlu_init=c.figlu_init)
+    common: dict[str, Any] = dict(symmetry=symmetry, **inits)
+    if symmetry == "w_asym":
+        common.update(n_fix=c.n_fix, kappa=c.kappa)
+    shape: dict[str, Any] = {k: getattr(c, k) for k in FAMILY_DEFAULTS[c.family]}  # the family's fields, resolved
     image = len(input_shape) == 3
     if c.family != "mlp" and not image:
         raise ValueError(
@@ -110,18 +111,17 @@ def build_network(config: NetworkConfig, input_shape: tuple, n_out: int, symmetr
         )
     d_in = int(input_shape[0]) if not image else int(input_shape[0] * input_shape[1] * input_shape[2])
     if c.preset == "paper_lmc":
-        lmc = dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}
-        return MLP(d_in, (512, 512, 512), n_out, norm="layer", **common, **lmc)
+        lmc: dict[str, Any] = dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}
+        return MLP(d_in, (512, 512, 512), n_out, norm="layer", symmetry=symmetry, **inits, **lmc)
     if c.preset == "paper_bnn":  # the preset's own norm (LayerNorm) unless one is given
         return MLP.paper_bnn(d_in, n_out, depth=c.depth or 8, symmetry=symmetry, norm=config.norm or "layer", **inits)
     if c.preset == "paper_resnet20":
-        shape = tuple(input_shape)
-        return ResNet.paper_resnet20(symmetry, shape, n_out, norm=config.norm or "group", **inits)
+        return ResNet.paper_resnet20(symmetry, tuple(input_shape), n_out, norm=config.norm or "group", **inits)
     if c.family == "mlp":
-        return MLP(d_in, c.hidden, n_out, norm=c.norm, **common, **asym)
+        return MLP(d_in, out_features=n_out, **shape, **common)
     if c.family == "cnn":
-        return CNN(tuple(input_shape), c.channels, n_out, hidden=c.hidden, head=c.head, norm=c.norm, **common, **asym)
-    return ResNet(tuple(input_shape), n_out, depth=c.depth, width=c.width, norm=c.norm, **common, **asym)
+        return CNN(tuple(input_shape), out_features=n_out, **shape, **common)
+    return ResNet(tuple(input_shape), n_out, **shape, **common)
 
 
 def network_for_data(config: NetworkConfig, ds, symmetry: str) -> NetSpec:

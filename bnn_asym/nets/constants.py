@@ -97,8 +97,7 @@ def fixed_entries(
 
 def weight_constants(seed: int, layer: Dense | Conv) -> dict[str, np.ndarray]:
     """Fixed positions (in the row flattened as ``in x k x k``) and fixed values of one W-Asym layer."""
-    filter_mode = isinstance(layer, Conv) and layer.mask_kind == "filter"
-    block = layer.kernel * layer.kernel if filter_mode else 1
+    block = layer.kernel * layer.kernel if isinstance(layer, Conv) and layer.mask_kind == "filter" else 1
     return fixed_entries(seed, layer.index, layer.d_out, layer.fan_in, layer.n_fix, layer.kappa, block)
 
 

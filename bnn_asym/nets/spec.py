@@ -17,7 +17,7 @@ import base64
 import json
 from dataclasses import KW_ONLY, dataclass, fields
 from functools import cached_property
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -148,7 +148,7 @@ class _GraphBuilder:
         return Dense(name, d_in, d_out, n_fix, kappa, self._index())
 
     def conv(self, name: str, c_in: int, c_out: int, kernel: int, stride: int, padding: int) -> Conv:
-        filter_mode = self.spec.mask_kind == "filter" and c_in > 1
+        filter_mode = getattr(self.spec, "mask_kind", "entry") == "filter" and c_in > 1  # MLPs have no convs
         units = c_in if filter_mode else c_in * kernel * kernel
         n_fix, kappa = self._resolve_fix(name, units, c_out, "filters" if filter_mode else "entries")
         mask_kind = "filter" if filter_mode else "entry"
@@ -263,15 +263,14 @@ class NetSpec:
         the same: (N, in_features)); N may be 0. Complex, non-numeric and non-finite inputs are refused.
         """
         X = np.asarray(X)
-        d = int(np.prod(self.input_shape))
-        accepted = (
-            f"(N, {d})" if len(self.input_shape) == 1 else f"(N, {d}) or (N, {', '.join(map(str, self.input_shape))})"
-        )
+        shape: tuple[int, ...] = tuple(self.input_shape)  # type: ignore[attr-defined]  # every family has one
+        d = int(np.prod(shape))
+        accepted = f"(N, {d})" if len(shape) == 1 else f"(N, {d}) or (N, {', '.join(map(str, shape))})"
         if np.iscomplexobj(X):
             raise ValueError(f"{name} is complex ({X.dtype}); this network takes real inputs of shape {accepted}")
         if not (np.issubdtype(X.dtype, np.number) or np.issubdtype(X.dtype, np.bool_)):
             raise ValueError(f"{name} must be numeric; got dtype {X.dtype}")
-        if X.ndim < 2 or tuple(X.shape[1:]) not in ((d,), tuple(self.input_shape)):
+        if X.ndim < 2 or tuple(X.shape[1:]) not in ((d,), shape):
             raise ValueError(f"{name} must have shape {accepted} for this {self.family}; got {X.shape}")
         X = X.reshape(len(X), d).astype(dtype)
         if not np.isfinite(X).all():
@@ -366,7 +365,7 @@ def spec_from_dict(d: dict, constants: dict | None = None) -> NetSpec:
     unknown = set(d) - names - {"family", "format_version", "constants_digest", "constants"}
     if unknown:
         raise ValueError(f"unknown {cls.__name__} fields {sorted(unknown)}; accepted: {sorted(names)}")
-    kwargs = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
+    kwargs: dict[str, Any] = {k: (tuple(v) if isinstance(v, list) else v) for k, v in d.items() if k in names}
     if "init_scheme" in kwargs:
         kwargs["init_scheme"] = _resolve_scheme(kwargs["init_scheme"])
     spec = cls(**kwargs)
@@ -421,7 +420,9 @@ class MLP(NetSpec):
     @classmethod
     def paper_lmc(cls, symmetry: str = "w_asym", seed: int = 0) -> MLP:
         """The paper's LMC MLP: 784-512-512-512-10 with LayerNorm, n_fix 64/64/64/256, kappa 1/1/0.5/0.25."""
-        asym = dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}
+        asym: dict[str, Any] = (
+            dict(n_fix=(64, 64, 64, 256), kappa=(1.0, 1.0, 0.5, 0.25)) if symmetry == "w_asym" else {}
+        )
         return cls(784, (512, 512, 512), 10, symmetry=symmetry, norm="layer", seed=seed, **asym)
 
     @classmethod
@@ -441,7 +442,7 @@ class MLP(NetSpec):
         (``init_scheme="torch_default"`` is what the paper's scripts used)."""
         if not isinstance(depth, (int, np.integer)) or isinstance(depth, bool) or depth < 2:
             raise ValueError(f"depth={depth!r} is not valid; accepted: an integer >= 2 (weight layers)")
-        asym = dict(n_fix=8, kappa=0.5) if symmetry == "w_asym" else {}
+        asym: dict[str, Any] = dict(n_fix=8, kappa=0.5) if symmetry == "w_asym" else {}
         return cls(
             in_features, (width,) * (depth - 1), out_features, symmetry=symmetry, norm=norm, seed=seed, **asym, **kwargs
         )
@@ -526,7 +527,7 @@ class ResNet(NetSpec):
     family: ClassVar[str] = "ResNet"
 
     @property
-    def stage_channels(self) -> tuple[int, int, int]:
+    def stage_channels(self) -> tuple[int, ...]:
         return tuple(max(1, round(c * self.width)) for c in (16, 32, 64))
 
     def _build(self, b):
@@ -572,7 +573,7 @@ class ResNet(NetSpec):
             else:
                 stage = int(layer.name[1]) - 1
                 n_fix.append(stage_skip[stage] if layer.name.endswith("_skip") else stage_conv[stage])
-        asym = dict(n_fix=tuple(n_fix), kappa=2.0) if symmetry == "w_asym" else {}
+        asym: dict[str, Any] = dict(n_fix=tuple(n_fix), kappa=2.0) if symmetry == "w_asym" else {}
         return cls(
             input_shape, out_features, 20, 1.0, symmetry=symmetry, mask_kind="entry", seed=seed, **asym, **kwargs
         )

@@ -10,6 +10,8 @@ torch.Size([2, 3])
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -168,7 +170,9 @@ class AsymConv2d(_AsymWeight):
 
     def __init__(self, layer: nn.Conv2d, n_fix: int, kappa: float, seed: int, index: int, block: int = 1):
         super().__init__(layer.weight, layer.bias, n_fix, kappa, seed, index, block)
-        self.conv_args = dict(stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups)
+        self.conv_args: dict[str, Any] = dict(
+            stride=layer.stride, padding=layer.padding, dilation=layer.dilation, groups=layer.groups
+        )
 
     def forward(self, x):
         return F.conv2d(x, self.effective_weight(), self.bias, **self.conv_args)
@@ -225,7 +229,8 @@ def asymmetrize(
         raise ValueError("the module has no nn.Linear or nn.Conv2d layers to make W-Asym")
     if isinstance(n_fix, (list, tuple)) and len(n_fix) != len(layers):
         raise ValueError(f"n_fix has {len(n_fix)} entries; accepted: one int, or one per Linear/Conv2d ({len(layers)})")
-    replacements, index, features, layer_i = {}, 0, None, 0
+    replacements: dict[str, nn.Module] = {}
+    index, features, layer_i = 0, None, 0
     for name, m in named:
         if isinstance(m, (nn.Linear, nn.Conv2d)):
             features = m.out_features if isinstance(m, nn.Linear) else m.out_channels
