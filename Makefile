@@ -1,4 +1,5 @@
-# Two entry points, both from a fresh checkout: `make demo` (install + main job) and `make test`.
+# Entry points, all from a fresh checkout: `make demo` (install + main job), `make test`, `make check` (lint, types,
+# code shape, docs) and `make docs` (the documentation site in site/).
 # torch is pinned in the same pip command as everything that depends on it, so pip takes the CPU wheel.
 # laplace-torch and backpack (which curvlinops requires) list torchvision as a requirement but never import
 # it; PyPI's torchvision does not load beside the local CPU torch wheel ("operator torchvision::nms does not
@@ -8,8 +9,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# MkDocs 1.x and Material print notices about their successors on every build; they are not warnings of ours
+DOCS_ENV := DISABLE_MKDOCS_2_WARNING=true NO_MKDOCS_2_WARNING=1
 
-.PHONY: install demo test
+.PHONY: install demo test check docs
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,3 +27,13 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	MPLBACKEND=Agg $(BIN)/python -m pytest -n 2 --dist loadgroup --durations=15
+
+check: $(STAMP)
+	$(BIN)/ruff check bnn_asym tests benchmarks docs/gen_pages.py .ci
+	$(BIN)/ruff format --check bnn_asym tests benchmarks docs/gen_pages.py .ci
+	$(BIN)/mypy
+	$(BIN)/python .ci/function_lengths.py
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict --quiet
+
+docs: $(STAMP)
+	$(DOCS_ENV) $(BIN)/mkdocs build --strict

@@ -56,26 +56,27 @@ class FitData:
 class StepInfo(NamedTuple):
     """What one step reports, the same record for every engine.
 
-    A field is ``None`` where the engine has no such quantity; each engine's ``step`` fills the fields
-    listed in its module docstring. The driver reads fields by name, by these rules only:
+    A field is ``None`` where the engine has no such quantity; each engine's module docstring lists the
+    fields its ``step`` fills. The driver reads fields by name, by these rules only:
 
-    grad_evals  gradient evaluations of the step (every engine): leapfrog steps for NUTS / HMC, one per
-                mini-batch gradient for SG-MCMC, MAP and SWAG (SGHMC: its integration steps), the particles
-                of a VI step. Summed into ``RunInfo.grad_evals``; per kept draw, sample statistic ``n_steps``.
-    loss        the objective an optimising engine minimises, at the state the step started from: VI the
-                negative ELBO (its one-sample estimate), MAP / ensemble / SWAG / Laplace the MAP loss (mean
-                negative log-likelihood of the batch minus log prior / N). The run stops at the first
-                non-finite value; the values form ``RunInfo.trace["loss"]`` (VI: the ELBO trace).
-    potential   minus the log joint at the new position (NUTS, HMC). Stops the run when not finite; per
-                kept draw, sample statistic ``lp`` (= -potential).
-    finite      whether the new position is finite (SG-MCMC, which computes no objective). Stops the run
-                when false.
-    diverging   the transition diverged (NUTS, HMC); counted after warmup, with a warning.
-    accept_prob acceptance probability of the transition (NUTS, HMC); ``acceptance_rate``.
-    step_size   the step size the transition used (NUTS, HMC, SG-MCMC); ``step_size``.
-    energy      Hamiltonian at the new state (NUTS, HMC); ``energy``.
-    tree_depth  depth of the trajectory's binary tree (NUTS only: HMC's trajectory has a fixed length, no
-                tree); ``tree_depth``.
+    - ``grad_evals``: gradient evaluations of the step (every engine): leapfrog steps for NUTS / HMC, one per
+      mini-batch gradient for SG-MCMC, MAP and SWAG (SGHMC: its integration steps), the particles of a VI
+      step. Summed into ``RunInfo.grad_evals``; per kept draw, the sample statistic ``n_steps``.
+    - ``loss``: the objective an optimising engine minimises, at the state the step started from: VI the
+      negative ELBO (its one-sample estimate), MAP / ensemble / SWAG / Laplace the MAP loss (mean negative
+      log-likelihood of the batch minus log prior / N). The run stops at the first non-finite value; the
+      values form ``RunInfo.trace["loss"]`` (VI: the ELBO trace).
+    - ``potential``: minus the log joint at the new position (NUTS, HMC). Stops the run when not finite; per
+      kept draw, the sample statistic ``lp`` (= -potential).
+    - ``finite``: whether the new position is finite (SG-MCMC, which computes no objective). Stops the run
+      when false.
+    - ``diverging``: the transition diverged (NUTS, HMC); counted after warmup, with a warning.
+    - ``accept_prob``: acceptance probability of the transition (NUTS, HMC); sample statistic
+      ``acceptance_rate``.
+    - ``step_size``: the step size the transition used (NUTS, HMC, SG-MCMC); sample statistic ``step_size``.
+    - ``energy``: the Hamiltonian at the new state (NUTS, HMC); sample statistic ``energy``.
+    - ``tree_depth``: depth of the trajectory's binary tree (NUTS only: HMC's trajectory has a fixed length
+      and no tree); sample statistic ``tree_depth``.
     """
 
     grad_evals: Any
