@@ -21,6 +21,7 @@ from .models import BayesianModel, Likelihood, Prior
 from .models.likelihoods import as_likelihood
 from .nets.spec import INIT_SCHEMES, NetSpec
 from .posterior import Posterior
+from .validate import integer, one_of
 from .warn import warn_user
 
 DEVICES = ("auto", "cpu", "gpu")
@@ -85,8 +86,7 @@ def _warn_single_class(model: BayesianModel, y: np.ndarray) -> None:
 
 def resolve_device(device: str, work: float):
     """(JAX device, name) for ``device``: "cpu", "gpu" (an error if JAX sees none) or "auto"."""
-    if device not in DEVICES:
-        raise ValueError(f"device={device!r} is not valid; accepted: {', '.join(DEVICES)}")
+    one_of(*DEVICES).check(device, "device")
     import jax
 
     gpus = []
@@ -167,18 +167,15 @@ def fit(
         raise ValueError(
             f"fit needs a network spec (MLP, CNN, ResNet) or a BayesianModel; got {type(net_or_model).__name__}"
         )
-    if not isinstance(seed, (int, np.integer)) or isinstance(seed, bool) or seed < 0:
-        raise ValueError(f"seed={seed!r} is not valid; accepted: an integer >= 0")
-    if backend not in BACKENDS:
-        raise ValueError(f"backend={backend!r} is not valid; accepted: {', '.join(map(repr, BACKENDS))}")
+    seed = integer(0).check(seed, "seed")
+    one_of(*BACKENDS).check(backend, "backend")
     if backend not in engine_cls.backends:
         raise ValueError(
             f"engine {engine!r} runs on backend {' or '.join(map(repr, engine_cls.backends))}; got backend={backend!r}"
         )
     from .inference.runners import CHAIN_METHODS
 
-    if chain_method not in CHAIN_METHODS:
-        raise ValueError(f"chain_method={chain_method!r} is not valid; accepted: {', '.join(map(repr, CHAIN_METHODS))}")
+    one_of(*CHAIN_METHODS).check(chain_method, "chain_method")
     if callback is not None and not callable(callback):
         raise ValueError(f"callback={callback!r} is not valid; accepted: a function of one Checkpoint")
     plan, limits = CheckpointPlan.parse(checkpoints), Budget.parse(budget)
