@@ -407,23 +407,11 @@ def run_info(ctx: RunContext, p: Progress, record: Record, stopped_by: str) -> R
         last = record.kept_stats[-1]
         extra["step_size"] = [float(s) for s in last["step_size"][:, -1]] if "step_size" in last else None
     return RunInfo(
-        ctx.engine,
-        ctx.backend,
-        ctx.device,
-        ctx.chain_method,
-        ctx.num_chains,
-        p.steps,
-        ctx.planned_steps,
-        stopped_by,
-        p.wall_s,
-        p.first_chunk_s,
-        p.grad_evals,
-        p.data_passes,
-        divergences,
-        ctx.init,
-        trace,
-        extra,
-    )
+        engine=ctx.engine, backend=ctx.backend, device=ctx.device, chain_method=ctx.chain_method,
+        num_chains=ctx.num_chains, steps=p.steps, planned_steps=ctx.planned_steps, stopped_by=stopped_by,
+        wall_time_s=p.wall_s, first_chunk_s=p.first_chunk_s, grad_evals=p.grad_evals, data_passes=p.data_passes,
+        num_divergences=divergences, init=ctx.init, trace=trace, extra=extra,
+    )  # fmt: skip
 
 
 # ----- the loop -------------------------------------------------------------------------------------------
