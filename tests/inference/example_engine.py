@@ -11,16 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from bnn_asym.inference.base import (
-    TRAJECTORY,
-    Algorithm,
-    Display,
-    Engine,
-    KeepAfterWarmup,
-    Plan,
-    StepInfo,
-    step_size_postfix,
-)
+from bnn_asym.inference.base import TRAJECTORY, Algorithm, Display, Engine, KeepAfterWarmup, Plan, StepInfo
 from bnn_asym.inference.logdensity import jax_log_density
 from bnn_asym.inference.optim import unconstrained_start
 from bnn_asym.validate import field, integer, number
@@ -68,7 +59,10 @@ class ULA(Engine):
         return Plan(total, TRAJECTORY, options.num_chains, keep=KeepAfterWarmup(options.num_warmup))
 
     def display(self, options, n_rows: int) -> Display:
-        return Display(step_size_postfix, f"try a smaller step_size (now {options.step_size:g})")
+        def postfix(info: StepInfo) -> dict:  # what the progress bar shows of a chunk's last step (one per chain)
+            return {"step size": f"{float(info.step_size.mean()):.1e}"}
+
+        return Display(postfix, f"try a smaller step_size (now {options.step_size:g})")
 
     def build(self, model, data, options, backend) -> Algorithm:
         density = jax_log_density(model)
