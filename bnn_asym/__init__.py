@@ -8,10 +8,12 @@ Importing bnn_asym loads neither JAX nor torch: they are imported where first ne
 """
 
 from .fit import ENGINES, fit
+from .inference.catalog import engine_options
 from .jax_setup import configure_compilation_cache
 from .models import BayesianModel, Likelihood, Prior
 from .nets import CNN, MLP, SYMMETRIES, ResNet, spec_from_dict, spec_from_json
 from .posterior import Posterior, load
+from .warn import ConvergenceWarning
 
 __version__ = "0.2.0"
 
@@ -29,11 +31,13 @@ __all__ = [
     "MLP",
     "SYMMETRIES",
     "BayesianModel",
+    "ConvergenceWarning",
     "Likelihood",
     "Posterior",
     "Prior",
     "ResNet",
     "configure_compilation_cache",
+    "engine_options",
     "fit",
     "load",
     "set_cpu_devices",

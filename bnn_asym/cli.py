@@ -12,8 +12,17 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 import numpy as np
+
+DEFAULTS = argparse.ArgumentDefaultsHelpFormatter  # every --help shows each option's default
+
+
+def _default_report_dir(store: str) -> Path:
+    """Where a report goes without --out: beside the store, named after it (runs/bench.sqlite -> runs/bench_report)."""
+    path = Path(store)
+    return path.with_name(f"{path.stem}_report")
 
 
 def _cmd_demo(args) -> int:
@@ -189,10 +198,10 @@ def _cmd_bench(args) -> int:
     print(f"suite {suite.name}: {summary['computed']} cells computed, {summary['reused']} reused from {args.store}")
     if args.export:
         print(f"wrote {store.export_csv(args.export)}")
-    if args.out:
-        paths = write_report(store, args.out, suite=suite.name, machine=machine_description())
-        print(paths[0].read_text())
-        print("wrote " + ", ".join(str(p) for p in paths))
+    out = args.out or _default_report_dir(args.store)
+    paths = write_report(store, out, suite=suite.name, machine=machine_description())
+    print(paths[0].read_text())
+    print("wrote " + ", ".join(str(p) for p in paths))
     return 0
 
 
@@ -205,7 +214,7 @@ def _cmd_report(args) -> int:
     if not Path(args.store).exists():
         raise ValueError(f"no results store at {args.store}")
     store = BenchStore(args.store)
-    paths = write_report(store, args.out, suite=args.suite, machine=args.machine)
+    paths = write_report(store, args.out or _default_report_dir(args.store), suite=args.suite, machine=args.machine)
     if args.export:
         paths.append(store.export_csv(args.export))
     print(paths[0].read_text())
@@ -213,23 +222,42 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_engines(args) -> int:
+    from .inference.catalog import describe, options_markdown
+
+    print(options_markdown() if args.markdown else describe(args.name))
+    return 0
+
+
+def _subparser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
+    """A subcommand whose --help shows every option's default."""
+    return sub.add_parser(name, help=help_text, description=help_text, formatter_class=DEFAULTS)
+
+
 def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
     from .bench import PHENOMENON_MODELS as MODELS
     from .datasets import NAMES
     from .nets.spec import INIT_SCHEMES
 
-    p = sub.add_parser(name, help=help_text)
-    p.add_argument("--data", default="mnist", choices=NAMES)
-    p.add_argument("--model", default="mlp", choices=MODELS)
+    p = _subparser(sub, name, help_text)
+    p.add_argument("--data", default="mnist", choices=NAMES, help="offline data set")
+    p.add_argument("--model", default="mlp", choices=MODELS, help="network of the experiment")
     p.add_argument("--runs", type=int, default=5, help=runs_help)
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--weight-decay", type=float, default=1e-4)
-    p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"))
-    p.add_argument("--n-points", type=int, default=25)
-    p.add_argument("--n-samples", type=int, default=None, help="subsample the data set (default: all of it)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--epochs", type=int, default=20, help="training epochs per network")
+    p.add_argument("--batch-size", type=int, default=128, help="training mini-batch")
+    p.add_argument("--lr", type=float, default=1e-3, help="AdamW learning rate")
+    p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
+    p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"), help="learning-rate schedule")
+    p.add_argument("--n-points", type=int, default=25, help="points on each interpolation path (odd)")
+    p.add_argument(
+        "--n-rows",
+        "--n-samples",
+        dest="n_samples",
+        type=int,
+        default=None,
+        help="data rows to use (a subsample); default: all of them",
+    )
+    p.add_argument("--seed", type=int, default=0, help="seed of the data split and the networks")
     p.add_argument(
         "--init",
         default="kaiming_normal",
@@ -237,69 +265,77 @@ def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
         help="init scheme of the trained networks (the paper's scripts used torch_default)",
     )
     p.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest and most robust on small CPUs)")
-    p.add_argument("--out", default="benchmarks/results", help="folder for the table, JSON and plot")
+    p.add_argument("--out", default="runs", help="folder for the table, JSON and plot")
     p.add_argument("--store", default="runs/phenomena.sqlite", help="SQLite store of finished jobs (for resuming)")
     p.add_argument("--tag", default="", help="suffix for the output file names (to keep several settings apart)")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_cmd_phenomenon)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="bnn-asym", description="Bayesian deep learning with asymmetric networks")
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="build standard, W-Asym and sigma-Asym MLPs and check permutation symmetry")
-    demo.add_argument("--seed", type=int, default=0)
-    demo.set_defaults(func=_cmd_demo)
-
+def _add_fit_parser(sub) -> None:
     from .datasets import NAMES
     from .inference import ENGINES
-    from .nets.spec import INIT_SCHEMES, SYMMETRIES
-
-    f = sub.add_parser("fit", help="fit BNNs (one per symmetry kind) with any engine; compare and save posteriors")
-    f.add_argument("--data", default="moons", choices=NAMES)
     from .nets.builder import FAMILIES, FAMILY_DEFAULTS
-    from .nets.spec import NORMS
+    from .nets.spec import INIT_SCHEMES, NORMS, SYMMETRIES
 
+    f = _subparser(sub, "fit", "fit BNNs (one per symmetry kind) with any engine; compare and save posteriors")
+    f.add_argument("--data", default="moons", choices=NAMES, help="offline data set")
     f.add_argument("--model", default="mlp", choices=FAMILIES, help="network family (bnn_asym.nets.builder)")
+    mlp_hidden = " ".join(map(str, FAMILY_DEFAULTS["mlp"]["hidden"]))
     f.add_argument(
         "--hidden",
         type=int,
         nargs="+",
         default=None,
-        help=f"hidden widths (mlp; cnn: dense layers after the convs); default: mlp "
-        f"{' '.join(map(str, FAMILY_DEFAULTS['mlp']['hidden']))}, cnn none",
+        help=f"hidden widths (mlp; cnn: dense layers after the convs); None: mlp {mlp_hidden}, cnn none",
     )
-    f.add_argument("--norm", default=None, choices=NORMS, help="normalisation layers (default: the family's)")
-    f.add_argument("--symmetry", nargs="+", default=["standard", "w_asym"], choices=SYMMETRIES)
-    f.add_argument("--engine", default="nuts", choices=list(ENGINES))
-    f.add_argument("--option", action="append", metavar="KEY=VALUE", help="engine option (repeatable)")
+    f.add_argument("--norm", default=None, choices=NORMS, help="normalisation layers; None: the family's")
+    f.add_argument(
+        "--symmetry",
+        nargs="+",
+        default=["standard", "w_asym"],
+        choices=SYMMETRIES,
+        help="network kinds to fit, one posterior each",
+    )
+    f.add_argument("--engine", default="nuts", choices=list(ENGINES), help="inference engine (bnn-asym engines)")
+    f.add_argument(
+        "--option",
+        action="append",
+        metavar="KEY=VALUE",
+        help="engine option, repeatable (bnn-asym engines NAME lists them)",
+    )
     f.add_argument("--chains", type=int, default=2, help="chains, for engines that run several")
     f.add_argument(
         "--init",
         default=None,
         choices=INIT_SCHEMES + ("map", "ensemble"),
-        help="how chains start: an init scheme, a MAP estimate, or one MAP per chain (default: the "
-        "network's kaiming_normal init)",
+        help="how chains start: an init scheme, a MAP estimate, or one MAP per chain; None: the "
+        "network's kaiming_normal init (SWAG: a MAP estimate)",
     )
-    f.add_argument("--backend", default="numpyro", choices=("numpyro", "pyro"))
-    f.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"))
-    f.add_argument("--n-samples", type=int, default=None)
-    f.add_argument("--seed", type=int, default=0)
+    f.add_argument("--backend", default="numpyro", choices=("numpyro", "pyro"), help="PPL backend")
+    f.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where JAX engines run")
+    f.add_argument(
+        "--n-rows",
+        "--n-samples",
+        dest="n_samples",
+        type=int,
+        default=None,
+        help="data rows to use (a subsample; not posterior draws); default: all of them",
+    )
+    f.add_argument("--seed", type=int, default=0, help="seed of the data split, the networks and the engine")
     f.add_argument("--save", default=None, metavar="DIR", help="save each posterior (NetCDF) in this folder")
-    f.add_argument("--no-progress", action="store_true")
+    f.add_argument("--no-progress", action="store_true", help="no progress bars")
     f.set_defaults(func=_cmd_fit)
-    _add_phenomenon_parser(
-        sub, "lmc", "linear mode connectivity: standard, aligned, sigma-Asym, W-Asym pairs", "pairs per variant"
-    )
-    _add_phenomenon_parser(
-        sub, "mli", "monotonic linear interpolation from init to trained weights", "networks per variant"
-    )
 
+
+def _add_bench_parsers(sub) -> None:
     from .bench.suites import builtin_suites
+    from .nets.spec import INIT_SCHEMES
 
-    b = sub.add_parser(
+    b = _subparser(
+        sub,
         "bench",
-        help="run a benchmark suite: every engine x symmetry x network x data x seed, "
+        "run a benchmark suite: every engine x symmetry x network x data x seed, "
         "scored against reference posteriors; resumable",
     )
     b.add_argument("suite", help=f"a built-in suite ({', '.join(builtin_suites())}) or a TOML/YAML file")
@@ -316,17 +352,41 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--init", default=None, choices=INIT_SCHEMES, help="override every network's init scheme")
     b.add_argument("--export", default=None, metavar="CSV", help="also write the tidy metric rows as CSV")
     b.add_argument("--save-posteriors", action="store_true", help="save every cell's posterior as NetCDF")
-    b.add_argument("--out", default="benchmarks/results", help="folder for the report (Markdown, JSON, PNG)")
-    b.add_argument("--no-progress", action="store_true")
+    b.add_argument(
+        "--out", default=None, help="folder for the report (Markdown, JSON, PNG); None: <store without .sqlite>_report/"
+    )
+    b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_bench)
 
-    r = sub.add_parser("report", help="write the Markdown + PNG report of a benchmark store")
-    r.add_argument("store")
-    r.add_argument("--suite", default=None, help="only this suite's cells (default: all)")
-    r.add_argument("--out", default="benchmarks/results")
-    r.add_argument("--export", default=None, metavar="CSV")
+    r = _subparser(sub, "report", "write the Markdown + PNG report of a benchmark store")
+    r.add_argument("store", help="a store written by bnn-asym bench")
+    r.add_argument("--suite", default=None, help="only this suite's cells; None: all")
+    r.add_argument("--out", default=None, help="folder for the report; None: <store without .sqlite>_report/")
+    r.add_argument("--export", default=None, metavar="CSV", help="also write the tidy metric rows as CSV")
     r.add_argument("--machine", default=None, help="machine line for the report")
     r.set_defaults(func=_cmd_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bnn-asym", description="Bayesian deep learning with asymmetric networks", formatter_class=DEFAULTS
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = _subparser(sub, "demo", "build standard, W-Asym and sigma-Asym MLPs and check permutation symmetry")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the networks and the permutations")
+    demo.set_defaults(func=_cmd_demo)
+    e = _subparser(sub, "engines", "list the inference engines, or one engine's options and their defaults")
+    e.add_argument("name", nargs="?", default=None, help="an engine; None: all of them")
+    e.add_argument("--markdown", action="store_true", help="every engine's options as Markdown tables")
+    e.set_defaults(func=_cmd_engines)
+    _add_fit_parser(sub)
+    _add_phenomenon_parser(
+        sub, "lmc", "linear mode connectivity: standard, aligned, sigma-Asym, W-Asym pairs", "pairs per variant"
+    )
+    _add_phenomenon_parser(
+        sub, "mli", "monotonic linear interpolation from init to trained weights", "networks per variant"
+    )
+    _add_bench_parsers(sub)
     return parser
 
 

@@ -11,8 +11,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import numpy as np
 
 from .inference import ENGINES, get_engine
@@ -22,16 +20,21 @@ from .models.likelihoods import as_likelihood
 from .nets.spec import INIT_SCHEMES, NetSpec
 from .posterior import Posterior
 from .validate import integer, one_of
-from .warn import warn_user
+from .warn import ConvergenceWarning, warn_user
 
 DEVICES = ("auto", "cpu", "gpu")
+# fit() warns at the end of a multi-chain run when its predictions say the chains have not mixed: R-hat above
+# MIXING_RHAT (Gelman and Rubin's classic bound; reference posteriors aim for 1.01), or for Markov chains a
+# bulk ESS below MIXING_MIN_ESS (a Monte Carlo error of 10% of a prediction's posterior sd), over the
+# predictions at MIXING_ROWS training inputs.
+MIXING_RHAT, MIXING_MIN_ESS, MIXING_ROWS = 1.1, 100, 100
 WARM_STARTS = ("map", "ensemble")
 # device="auto" uses a GPU only from this much work per step (free parameters x rows): a 2,000-parameter
 # BNN on 1,347 rows (2.7e6) ran NUTS 7x slower on an H100 than on 2 CPU cores; the paper's BNN MLP
 # (1.1e6 parameters x batch 250 = 2.8e8) is where a GPU pays off.
 AUTO_GPU_MIN_WORK = 1e7
-# Warm starts ("map", "ensemble"): Adam on the log joint; pass a Posterior as init for other settings.
-WARM_START_OPTIONS: dict[str, Any] = dict(num_steps=1000, batch_size=128, lr=1e-3, schedule="cosine")
+# Warm starts ("map", "ensemble") are fits of the "map" engine with its defaults (full-batch L-BFGS to the mode
+# for small problems); pass a Posterior as init for other settings.
 WARM_START_JITTER = 0.01  # init="map": chains after the first start at MAP + N(0, (0.01 * prior std)^2)
 
 
@@ -47,6 +50,54 @@ def _default_likelihood(net: NetSpec, y: np.ndarray) -> Likelihood:
     return Likelihood("gaussian", noise_std=None)
 
 
+def _model(net_or_model, likelihood, prior, y: np.ndarray, w: np.ndarray | None) -> BayesianModel:
+    """The BayesianModel fit works with. A likelihood fit builds (``likelihood=None`` or a name) standardises
+    regression targets; a given Likelihood or BayesianModel is taken as it is, with a warning when the
+    targets are far from the scale it models them on."""
+    if isinstance(net_or_model, BayesianModel):
+        if likelihood is not None or prior is not None:
+            raise ValueError("pass likelihood and prior inside the BayesianModel, not to fit() as well")
+        _warn_if_unscaled(net_or_model.likelihood, y, w)
+        return net_or_model
+    if isinstance(likelihood, Likelihood):
+        _warn_if_unscaled(likelihood, y, w)
+        lik = likelihood
+    else:
+        lik = _default_likelihood(net_or_model, y) if likelihood is None else as_likelihood(likelihood)
+        if likelihood is None and lik.name == "heteroscedastic":
+            warn_user(
+                "y is not integral, so fit models a heteroscedastic regression (the network's 2 outputs: the "
+                "mean and the noise std); for classification pass integer labels 0..K-1, for a plain "
+                "regression a network with 1 output",
+                UserWarning,
+            )
+        lik = Likelihood.for_targets(
+            lik.name, y, w, noise_std=lik.noise_std, noise_prior_scale=lik.noise_prior_scale, min_std=lik.min_std
+        )
+    return BayesianModel(net_or_model, lik, prior if prior is not None else Prior())
+
+
+TARGET_SCALE_WARNING = 10.0  # a given regression likelihood warns when y's std is this far from its scale
+
+
+def _warn_if_unscaled(lik: Likelihood, y: np.ndarray, w: np.ndarray | None) -> None:
+    if lik.task != "regression":
+        return
+    y = np.asarray(y, np.float64)
+    weights = np.ones(len(y)) if w is None else w
+    mean = float(np.average(y, weights=weights))
+    std = float(np.sqrt(np.average((y - mean) ** 2, weights=weights)))
+    ratio = max(std, abs(mean - lik.target_loc)) / lik.target_scale
+    if ratio > TARGET_SCALE_WARNING or (std > 0 and std / lik.target_scale < 1 / TARGET_SCALE_WARNING):
+        warn_user(
+            f"y has mean {mean:.3g} and std {std:.3g}, while this likelihood models targets on the scale "
+            f"of {lik.target_scale:g} around {lik.target_loc:g} (noise prior HalfNormal("
+            f"{lik.noise_prior_scale * lik.target_scale:g})): pass likelihood={lik.name!r} to fit, which "
+            f"standardises y, or Likelihood({lik.name!r}, target_loc={mean:.3g}, target_scale={std:.3g})",
+            UserWarning,
+        )
+
+
 def _check_inputs(model_or_net, X, y) -> tuple[np.ndarray, np.ndarray]:
     net = model_or_net.net if isinstance(model_or_net, BayesianModel) else model_or_net
     X = net.check_inputs(X)
@@ -55,6 +106,16 @@ def _check_inputs(model_or_net, X, y) -> tuple[np.ndarray, np.ndarray]:
         raise ValueError(f"X and y have different lengths: {len(X)} rows vs {len(y)} targets")
     if len(X) == 0:
         raise ValueError("X is empty; fit needs at least one training row")
+    if y.dtype.kind in "USO":  # strings, or objects (a pandas category Series): labels unless they are numbers
+        try:
+            y = y.astype(np.float64)
+        except (TypeError, ValueError):
+            examples = ", ".join(map(repr, list(dict.fromkeys(y.tolist()))[:3]))
+            raise ValueError(
+                f"y holds labels that are not numbers ({examples}, ...); fit takes integer class labels 0..K-1 or "
+                "real regression targets: encode them first, e.g. classes, y = np.unique(y, return_inverse=True), "
+                "or use bnn_asym.sklearn.BNNClassifier, which does"
+            ) from None
     if np.iscomplexobj(y) or not (np.issubdtype(y.dtype, np.number) or np.issubdtype(y.dtype, np.bool_)):
         raise ValueError(f"y must be real numbers or booleans; got dtype {y.dtype}")
     if not np.isfinite(y.astype(np.float64)).all():
@@ -183,24 +244,21 @@ def fit(
     if warm is not None and not engine_cls.warm_start:
         raise ValueError(f"engine {engine!r} cannot start from init={init!r}")
     X_arr, y_arr = _check_inputs(net_or_model, X, y)
-    if isinstance(net_or_model, BayesianModel):
-        if likelihood is not None or prior is not None:
-            raise ValueError("pass likelihood and prior inside the BayesianModel, not to fit() as well")
-        model = net_or_model
-    else:
-        lik = _default_likelihood(net_or_model, y_arr) if likelihood is None else as_likelihood(likelihood)
-        model = BayesianModel(net_or_model, lik, prior if prior is not None else Prior())
+    w_arr = _check_weights(weights, len(X_arr))
+    model = _model(net_or_model, likelihood, prior, y_arr, w_arr)
     if scheme is not None:
         model = BayesianModel(model.net.with_init(scheme), model.likelihood, model.prior)
     y_typed = model.likelihood.check_targets(y_arr, model.n_outputs)
-    _warn_single_class(model, y_typed if weights is None else y_typed[np.asarray(weights) > 0])
+    _warn_single_class(model, y_typed if w_arr is None else y_typed[w_arr > 0])
     if model.likelihood.name == "bernoulli":
         y_typed = y_typed.astype(np.float32)
     opts = engine_cls.make_options(options)
-    data = FitData(X_arr, y_typed, _check_weights(weights, len(X_arr)))
+    if warm is None:  # no warm start given (an init scheme may be): the engine's own, e.g. SWAG's MAP
+        warm = engine_cls().default_warm_start(opts)
+    data = FitData(X_arr, y_typed, w_arr)
     eng = engine_cls()
     eng.check(model, data, opts)
-    batch = eng.plan(opts, data.n).batch_size or data.n
+    batch = eng.plan(opts, data.n, model.net.num_free_params).batch_size or data.n
     jax_device, device_name = resolve_device(device, model.net.num_free_params * min(batch, data.n))
     if device_name == "gpu" and backend == "pyro":
         raise ValueError("backend='pyro' runs on the CPU in bnn_asym; use backend='numpyro' for device='gpu'")
@@ -236,7 +294,37 @@ def fit(
     result.info.extra.update(init_info)
     post = make_posterior(result.draws, result.sample_stats, result.info)
     post.checkpoints = result.checkpoints
+    _warn_if_not_mixed(post, engine_cls)
     return post
+
+
+def _warn_if_not_mixed(post: Posterior, engine_cls) -> None:
+    """Chains (or runs) whose predictions disagree say so: prediction R-hat above MIXING_RHAT, or, for Markov
+    chains, a prediction's bulk ESS below MIXING_MIN_ESS (thresholds and figures in the message)."""
+    from .inference import TRAJECTORY
+
+    report = post.prediction_convergence(MIXING_ROWS)
+    if report is None or post.X_train is None:
+        return
+    rhat, ess = report["max_rhat"], report["min_ess_bulk"]
+    chains = engine_cls.kind == TRAJECTORY
+    if rhat <= MIXING_RHAT and (not chains or ess >= MIXING_MIN_ESS):
+        return
+    where = f"over the predictions at {min(MIXING_ROWS, len(post.X_train))} training inputs"
+    if not chains:
+        warn_user(
+            f"{post.engine}: its {post.n_chains} runs disagree: prediction R-hat up to {rhat:.2f} (above "
+            f"{MIXING_RHAT}) {where} -- they found different modes, so each run alone understates the "
+            "uncertainty",
+            UserWarning,
+        )
+        return
+    figures = f"prediction R-hat up to {rhat:.2f} (threshold {MIXING_RHAT}), bulk ESS down to {ess:.0f} (threshold "
+    warn_user(
+        f"{post.engine}: the {post.n_chains} chains have not mixed: {figures}{MIXING_MIN_ESS}) {where}; run "
+        "longer chains (num_warmup, num_samples), or see post.diagnostics()",
+        ConvergenceWarning,
+    )
 
 
 def _starting_points(engine, model, data, options, seed, warm, device, chain_method):
@@ -271,7 +359,7 @@ def _starting_points(engine, model, data, options, seed, warm, device, chain_met
         device=device,
         chain_method=chain_method,
         num_chains=members,
-        **WARM_START_OPTIONS,
+        weights=data.w,
     )
     points = [{k: np.asarray(v[c, 0], dtype) for k, v in warm_post.draws.items()} for c in range(members)]
     if warm == "map":

@@ -210,9 +210,9 @@ class Posterior:
         if lik.name == "bernoulli":
             p1 = class_probabilities(out[..., 0], lik.name).mean(0)
             return np.stack([1 - p1, p1], axis=-1)
-        mean_s = out[..., 0]
+        mean_s = lik.mean(out)
         if lik.name == "heteroscedastic":
-            var_s = (np.logaddexp(0, out[..., 1]) + lik.min_std) ** 2
+            var_s = lik.predicted_std(lambda a: np.logaddexp(0, a), out) ** 2
         elif lik.learns_noise:
             var_s = self.flat_draws()["noise_std"].astype(np.float64)[:, None] ** 2 * np.ones_like(mean_s)
         else:
@@ -274,16 +274,26 @@ class Posterior:
         if self.n_chains >= 2 and self.n_draws >= 4:
             flat_params = np.concatenate([v.reshape(self.n_chains, self.n_draws, -1) for v in self.draws.values()], -1)
             d["parameters"] = rhat_summary(flat_params)
-            if self.X_train is not None:
-                X = self.X_train[:n_pred]
-                out = self.outputs(X)
-                if self.model.task == "classification":
-                    out = class_probabilities(out, self.model.likelihood.name)
-                d["predictions"] = rhat_summary(out.reshape(self.n_chains, self.n_draws, -1))
+            predictions = self.prediction_convergence(n_pred)
+            if predictions is not None:
+                d["predictions"] = predictions
             wall = self.info.get("wall_time_s")
             if wall:
                 d["min_ess_bulk_per_s"] = d["parameters"]["min_ess_bulk"] / wall
         return d
+
+    def prediction_convergence(self, n_pred: int = 100) -> dict | None:
+        """Rank-normalised R-hat and bulk / tail ESS of the predictions at up to ``n_pred`` training inputs (class
+        probabilities; network outputs for regression) -- the convergence summary that parameter symmetries
+        cannot distort. None with fewer than 2 chains or 4 draws, or without training data."""
+        from .metrics.convergence import rhat_summary
+
+        if self.n_chains < 2 or self.n_draws < 4 or self.X_train is None:
+            return None
+        out = self.outputs(self.X_train[:n_pred])
+        if self.model.task == "classification":
+            out = class_probabilities(out, self.model.likelihood.name)
+        return rhat_summary(out.reshape(self.n_chains, self.n_draws, -1))
 
     # ----- ArviZ ---------------------------------------------------------------------------------------
     def to_arviz(self, X=None, y=None, predictive: bool = True):

@@ -21,10 +21,11 @@ import numpy as np
 import torch
 from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 from sklearn.utils.multiclass import check_classification_targets
-from sklearn.utils.validation import check_is_fitted, column_or_1d, validate_data
+from sklearn.utils.validation import _check_sample_weight, check_is_fitted, column_or_1d, validate_data
 
 from .fit import fit
 from .models import Prior
+from .models.priors import DEFAULT_SCALE
 from .nets import MLP
 
 PREDICTIVES = ("auto", "mc", "glm")
@@ -64,7 +65,7 @@ class _BNNEstimator(BaseEstimator):
         symmetry="w_asym",
         engine="ensemble",
         engine_options=None,
-        prior_scale=1.0,
+        prior_scale=DEFAULT_SCALE,
         seed=0,
         predictive="auto",
     ):
@@ -76,16 +77,21 @@ class _BNNEstimator(BaseEstimator):
         self.seed = seed
         self.predictive = predictive
 
-    def _fit_posterior(self, X, y, n_outputs: int, likelihood: str):
+    def _fit_posterior(self, X, y, n_outputs: int, likelihood: str, sample_weight=None):
         if self.predictive not in PREDICTIVES:
             raise ValueError(
                 f"predictive={self.predictive!r} is not valid; accepted: {', '.join(map(repr, PREDICTIVES))}"
             )
-        self.x_mean_ = X.mean(0)
-        scale = X.std(0)
+        row_weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
+        if row_weights is not None and not row_weights.sum() > 0:
+            raise ValueError("sample_weight sums to 0: at least one row needs a positive weight")
+        self.x_mean_ = np.average(X, axis=0, weights=row_weights)  # rows weighted 0 do not move the scaling
+        scale = np.sqrt(np.average((X - self.x_mean_) ** 2, axis=0, weights=row_weights))
         self.x_scale_ = np.where(scale > 0, scale, 1.0)
         net = MLP(X.shape[1], self.hidden, n_outputs, symmetry=self.symmetry, seed=self.seed)
         X_pad, y_pad, weights = padded((X - self.x_mean_) / self.x_scale_, y)
+        if row_weights is not None:  # fit's per-row likelihood weights; padding rows stay at 0
+            weights[: len(X)] = row_weights
         self.posterior_ = fit(
             net,
             X_pad,
@@ -132,11 +138,12 @@ class _BNNEstimator(BaseEstimator):
 class BNNClassifier(ClassifierMixin, _BNNEstimator):
     """Bayesian MLP classifier (categorical likelihood); any bnn_asym engine via ``engine``/``engine_options``."""
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """Fit the BNN; ``sample_weight`` (>= 0 per row) weights each row's likelihood term, as ``fit(weights=)``."""
         X, y = validate_data(self, X, y, dtype=np.float64)
         check_classification_targets(y)
         self.classes_, encoded = np.unique(y, return_inverse=True)
-        self._fit_posterior(X.copy(), encoded, max(2, len(self.classes_)), "categorical")
+        self._fit_posterior(X.copy(), encoded, max(2, len(self.classes_)), "categorical", sample_weight)
         return self
 
     def predict_proba(self, X):
@@ -152,16 +159,15 @@ class BNNClassifier(ClassifierMixin, _BNNEstimator):
 class BNNRegressor(RegressorMixin, _BNNEstimator):
     """Bayesian MLP regressor (Gaussian likelihood with learned noise); ``predict(X, return_std=True)``."""
 
-    def fit(self, X, y):
+    def fit(self, X, y, sample_weight=None):
+        """Fit the BNN; ``sample_weight`` (>= 0 per row) weights each row's likelihood term, as ``fit(weights=)``."""
         X, y = validate_data(self, X, y, dtype=np.float64, y_numeric=True)
         y = column_or_1d(y, warn=True).astype(np.float64)
-        self.y_mean_ = float(y.mean())
-        self.y_scale_ = float(y.std()) if y.std() > 0 else 1.0
-        self._fit_posterior(X.copy(), (y - self.y_mean_) / self.y_scale_, 1, "gaussian")
+        # fit standardises the targets (Likelihood.for_targets)
+        self._fit_posterior(X.copy(), y, 1, "gaussian", sample_weight)
         return self
 
     def predict(self, X, return_std: bool = False):
         check_is_fitted(self, "posterior_")
-        mean, std = self.posterior_.predictive_summary(self._outputs(X))
-        mean = mean * self.y_scale_ + self.y_mean_
-        return (mean, std * self.y_scale_) if return_std else mean
+        mean, std = self.posterior_.predictive_summary(self._outputs(X))  # in the targets' units
+        return (mean, std) if return_std else mean

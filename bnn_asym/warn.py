@@ -10,6 +10,11 @@ from types import FrameType
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
+class ConvergenceWarning(UserWarning):
+    """An iterative fit stopped before it converged (an optimiser short of its tolerance, chains that have not
+    mixed); the message names what did not converge and by how much."""
+
+
 def warn_user(message: str, category: type[Warning] = UserWarning) -> None:
     """``warnings.warn`` with the stack level of the first caller outside bnn_asym (Python 3.11 has no
     ``skip_file_prefixes``)."""

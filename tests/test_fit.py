@@ -86,3 +86,29 @@ def test_a_single_class_on_a_multiclass_net_warns_at_the_callers_line():
     with pytest.warns(UserWarning, match=r"y holds a single class \(1\) for a network with 3 classes") as record:
         bnn_asym.fit(NET, X, np.ones(30, np.int64), engine="mfvi", num_steps=5, progress=False)
     assert record[0].filename == __file__
+
+
+def test_weights_are_checked_before_anything_reads_them():
+    with pytest.raises(ValueError, match=r"weights must be 30 real numbers, one per row of X; got shape \(5,\)"):
+        bnn_asym.fit(NET, X, np.zeros(30, int), engine="mfvi", weights=np.ones(5))  # a single class, too
+
+
+@pytest.mark.parametrize("labels", [np.array(["cat", "dog", "emu"] * 10), "category"])
+def test_string_labels_get_a_hint(labels):
+    if isinstance(labels, str):
+        import pandas as pd
+
+        labels = pd.Series(["cat", "dog", "emu"] * 10, dtype="category")
+    with pytest.raises(ValueError, match=r"labels that are not numbers \('cat', 'dog', 'emu', ...\).*np.unique"):
+        bnn_asym.fit(NET, X, labels, engine="mfvi")
+
+
+def test_fractional_targets_on_two_outputs_say_they_become_a_regression():
+    with pytest.warns(UserWarning, match="y is not integral, so fit models a heteroscedastic regression"):
+        post = bnn_asym.fit(bnn_asym.MLP(3, (4,), 2), X, Y + 0.5, engine="mfvi", num_steps=10, progress=False)
+    assert post.model.likelihood.name == "heteroscedastic"
+
+
+def test_inputs_beyond_float32_are_named_as_such():
+    with pytest.raises(ValueError, match=r"X has values up to .*e\+300, beyond the range of float32 .* rescale X"):
+        bnn_asym.fit(NET, X.astype(np.float64) * 1e300, Y, engine="mfvi")

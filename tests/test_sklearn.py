@@ -8,9 +8,12 @@ from sklearn.utils.estimator_checks import estimator_checks_generator
 import bnn_asym
 from bnn_asym.sklearn import BNNClassifier, BNNRegressor
 
+# The MAP-based engines run Adam here: these checks test the estimators' API on dozens of data shapes, and
+# L-BFGS (their default) compiles 3-4x longer per shape (9 s vs 2.5 s). tests/inference/test_defaults.py runs
+# the defaults.
 TRIMMED = {
-    "ensemble": {"n_members": 2, "num_steps": 150, "lr": 0.01},
-    "map": {"num_steps": 150, "lr": 0.01},
+    "ensemble": {"n_members": 2, "num_steps": 150, "optimizer": "adam", "lr": 0.01},
+    "map": {"num_steps": 150, "optimizer": "adam", "lr": 0.01},
     "mfvi": {"num_steps": 150, "num_draws": 20},
     "lowrank_vi": {"num_steps": 150, "num_draws": 20},
     "nuts": {"num_warmup": 30, "num_samples": 20, "num_chains": 1, "max_tree_depth": 4},
@@ -26,12 +29,25 @@ TRIMMED = {
         "n_runs": 2,
         "lr": 0.01,
     },
-    "laplace": {"num_steps": 150, "num_draws": 20, "lr": 0.01},
+    "laplace": {"num_steps": 150, "num_draws": 20, "optimizer": "adam", "lr": 0.01},
 }
 
 
 def test_every_engine_is_checked():
     assert set(TRIMMED) == set(bnn_asym.ENGINES)
+
+
+# Weighting a row by 2 and repeating it give the same objective, but every fit here is iterative in float32 and
+# sums the rows in another order, so the two fits agree to the optimiser's tolerance, not to scikit-learn's 1e-7
+# (test_sample_weight_weights_rows_as_fit_weights_do checks what sample_weight means).
+EXPECTED_FAILURES = {
+    name: "weighted and repeated rows: the same objective, different float32 rounding in an iterative fit"
+    for name in ("check_sample_weight_equivalence_on_dense_data", "check_sample_weight_equivalence_on_sparse_data")
+}
+
+# laplace takes row weights of 0 or 1 only (a row is in the curvature or not) and says so; scikit-learn's
+# sample-weight checks pass other weights.
+LAPLACE_WEIGHTS = "laplace accepts sample weights of 0 or 1 only, with a ValueError naming that"
 
 
 def checks():
@@ -40,11 +56,15 @@ def checks():
     for engine, options in TRIMMED.items():
         for cls in (BNNClassifier, BNNRegressor):
             for item in estimator_checks_generator(
-                cls(hidden=(8,), engine=engine, engine_options=options), mark="xfail"
+                cls(hidden=(8,), engine=engine, engine_options=options),
+                expected_failed_checks=EXPECTED_FAILURES,
+                mark="xfail",
             ):
                 estimator, check = item.values if hasattr(item, "values") else item
                 marks = list(getattr(item, "marks", ())) + [pytest.mark.xdist_group(engine)]
                 name = getattr(check, "func", check).__name__
+                if engine == "laplace" and "sample_weight" in name and name not in EXPECTED_FAILURES:
+                    marks.append(pytest.mark.xfail(raises=ValueError, reason=LAPLACE_WEIGHTS, strict=False))
                 kwargs = getattr(check, "keywords", {})
                 label = name + (f"({','.join(f'{k}={v}' for k, v in kwargs.items())})" if kwargs else "")
                 yield pytest.param(estimator, check, marks=marks, id=f"{cls.__name__}-{engine}-{label}")
@@ -75,3 +95,38 @@ def test_uncentred_inputs_and_noise_free_targets_do_not_diverge(engine):
     mean, std = reg.predict(X, return_std=True)
     assert np.all(np.isfinite(mean)) and np.all(np.isfinite(std))
     assert np.abs(mean - y).mean() < 0.5 * y.std()
+
+
+def test_sample_weight_weights_rows_as_fit_weights_do():
+    rng = np.random.default_rng(1)
+    X = rng.standard_normal((120, 2))
+    y = (X[:, 0] > 0).astype(int)
+    flipped = np.r_[y[:60], 1 - y[60:]]  # the second half contradicts the first; weight 0 drops it
+    weights = np.r_[np.ones(60), np.zeros(60)]
+    clf = BNNClassifier(hidden=(16,), engine="ensemble", engine_options=TRIMMED["ensemble"])
+    clf.fit(X, flipped, sample_weight=weights)
+    assert (clf.predict(X) == y).mean() > 0.9
+    reg = BNNRegressor(hidden=(16,), engine="ensemble", engine_options=TRIMMED["ensemble"])
+    reg.fit(X, np.where(weights > 0, X[:, 0], 100.0), sample_weight=weights)
+    assert np.abs(reg.predict(X) - X[:, 0]).mean() < 0.5
+
+
+def test_the_default_classifier_matches_scikit_learn_on_moons():
+    """BNNClassifier() (an ensemble of 5 MAP networks 2-32-32-2, W-Asym) against MLPClassifier((32, 32)) on 500
+    test moons. Measured on data seeds 0-3: scikit-learn (mean of 5 seeds) 0.967 / 0.970 / 0.971 / 0.975,
+    BNNClassifier() 0.964 / 0.950 / 0.968 / 0.976. Asserted on seed 0: within 2 points of scikit-learn's mean
+    (seed 1 sits exactly on that line)."""
+    from sklearn.neural_network import MLPClassifier
+
+    from bnn_asym import datasets
+
+    ds = datasets.load("moons", seed=0, n_samples=1000, test_size=0.5)
+    reference = np.mean(
+        [
+            MLPClassifier((32, 32), random_state=s, max_iter=2000)
+            .fit(ds.X_train, ds.y_train)
+            .score(ds.X_test, ds.y_test)
+            for s in range(5)
+        ]
+    )
+    assert BNNClassifier().fit(ds.X_train, ds.y_train).score(ds.X_test, ds.y_test) >= reference - 0.02

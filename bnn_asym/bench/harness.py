@@ -39,7 +39,8 @@ def build_model(cell: Cell, ds):
     from ..models import BayesianModel, Likelihood, Prior
     from ..nets.builder import network_for_data
 
-    lik = Likelihood("categorical") if ds.task == "classification" else Likelihood("gaussian")
+    # regression targets standardised by the training set's statistics, as fit() does
+    lik = Likelihood("categorical") if ds.task == "classification" else Likelihood.for_targets("gaussian", ds.y_train)
     return BayesianModel(
         network_for_data(cell.network, ds, cell.symmetry), lik, Prior("fan_in", cell.network.prior_scale)
     )
@@ -100,7 +101,7 @@ class FittedCell(NamedTuple):
         return self.post.n_chains >= 2 and self.post.n_draws >= 4
 
 
-def checkpoint_plan(cell: Cell, n_rows: int) -> dict | None:
+def checkpoint_plan(cell: Cell, n_rows: int, n_params: int | None = None) -> dict | None:
     """The suite's checkpoints, or DEFAULT_CHECKPOINTS evenly over the run when convergence curves are asked
     for (from the engine's Plan: nothing is built); None when no curves are asked for."""
     if cell.engine.checkpoints:
@@ -110,7 +111,7 @@ def checkpoint_plan(cell: Cell, n_rows: int) -> dict | None:
     from ..inference import get_engine
 
     engine = get_engine(cell.engine.name)()
-    plan = engine.plan(engine.make_options(cell.engine.options_dict()), n_rows)
+    plan = engine.plan(engine.make_options(cell.engine.options_dict()), n_rows, n_params)
     budget_steps = dict(cell.engine.budget).get("steps")
     total = plan.num_steps if not budget_steps else min(plan.num_steps, budget_steps)
     step = max(1, total // DEFAULT_CHECKPOINTS)
@@ -178,7 +179,7 @@ def fit_cell(cell: Cell, reference: dict | None = None) -> FittedCell:
         progress=False,
         chain_method=cell.chain_method,
         init=cell.engine.init,
-        checkpoints=checkpoint_plan(cell, len(ds.X_train)),
+        checkpoints=checkpoint_plan(cell, len(ds.X_train), model.net.num_free_params),
         callback=on_checkpoint,
         budget=dict(cell.engine.budget) or None,
         **cell.engine.options_dict(),

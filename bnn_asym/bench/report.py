@@ -167,6 +167,17 @@ def _bar_panel(ax, cells, data: str, network: str, metric: str, engines: list, s
     ax.invert_yaxis()
 
 
+def _log_axis(ax, which: str) -> None:
+    """A log axis labelled at 1-2-5 steps only (matplotlib's minor-tick labels overlapped on short ranges)."""
+    from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
+
+    axis = ax.xaxis if which == "x" else ax.yaxis
+    (ax.set_xscale if which == "x" else ax.set_yscale)("log")
+    axis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0), numticks=8))
+    axis.set_major_formatter(FormatStrFormatter("%g"))
+    axis.set_minor_formatter(NullFormatter())
+
+
 def plot_reference_distance(cells: list[dict], path) -> Path | None:
     """Per data set and network: every engine's distance to the reference posterior's predictive (total
     variation; Wasserstein-1 for regression) and its test NLL, one bar per symmetry, mean over seeds with
@@ -190,7 +201,7 @@ def plot_reference_distance(cells: list[dict], path) -> Path | None:
             ax = axes[row, col]
             _bar_panel(ax, cells, data, network, metric, engines, symmetries)
             if col == 0:
-                ax.set_xscale("log")
+                _log_axis(ax, "x")
             ax.set_xlabel(label, fontsize=8)
             ax.set_title(f"{data}, {network}", fontsize=9)
             ax.grid(axis="x", which="both", alpha=0.3)
@@ -249,7 +260,7 @@ def plot_convergence(store: BenchStore, cells: list[dict], path, x: str = "wall_
             ax.set_title(f"{data}, {network}\n{title}" if several_problems else title, fontsize=9)
             ax.set_xlabel("wall time (s)" if x == "wall_s" else "gradient evaluations", fontsize=8)
             if metric == "nll":
-                ax.set_yscale("log")
+                _log_axis(ax, "y")
             if j == 0:
                 ax.legend(fontsize=7)
     fig.tight_layout()
@@ -284,6 +295,10 @@ def plot_reliability(store: BenchStore, cells: list[dict], path) -> Path | None:
         ax.plot([0, 1], [0, 1], "k:", lw=1)
         ax.set(title=engine, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
         ax.legend(fontsize=7)
+    problems = sorted({f"{c['config']['data']['name']}, {c['config'].get('network_label', '')}" for c in cells})
+    fig.suptitle(
+        f"Reliability of the test-set predictive (15 bins, pooled over seeds): {'; '.join(problems)}", fontsize=9
+    )
     fig.tight_layout()
     if not drawn:
         import matplotlib.pyplot as plt

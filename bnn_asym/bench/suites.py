@@ -20,7 +20,7 @@ prior) -- a long NUTS run computed once and reused (reference.py). Keys, with th
     depth = 3; width = 16             # weight layers and hidden width -- or hidden = [16, 16]
     channels = [16, 32]               # cnn: conv widths (hidden: dense widths after them, default none)
     norm = "none"; init = "kaiming_normal"; figlu_init = "scaled"; seed = 0
-    prior_scale = 1.0                 # Prior("fan_in", prior_scale)
+    prior_scale = 1.4142              # Prior("fan_in", prior_scale); default sqrt(2), the Kaiming init's scale
 
     [reference]                       # optional: without it, agreement metrics are skipped
     engine = "nuts"; seed = 1000; rhat_threshold = 1.01
@@ -47,6 +47,7 @@ from pathlib import Path
 from typing import Any
 
 from ..inference.runners import CHAIN_METHODS
+from ..models.priors import DEFAULT_SCALE
 from ..nets.builder import NetworkConfig
 from ..validate import check_keys, check_nonempty_list, integer, number, one_of
 
@@ -76,7 +77,7 @@ class DataSpec:
 class NetworkSpec(NetworkConfig):
     """A suite's network: a NetworkConfig (built by ``bnn_asym.nets.builder``) and the scale of its prior."""
 
-    prior_scale: float = 1.0
+    prior_scale: float = DEFAULT_SCALE
 
 
 def network_label(network: dict) -> str:

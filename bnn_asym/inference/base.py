@@ -13,7 +13,7 @@ An engine module holds pure functions over a typed state -- in the spirit of Bla
 engine's class (a registry entry) says which options it takes (``Options``, a dataclass whose fields carry
 their rule and a one-line description), what it can do (class attributes), and binds the pure functions to
 one model, data set and option set in ``build(model, data, options, backend) -> Algorithm``.
-``plan(options, n_rows) -> Plan`` gives the schedule without building anything, ``display(options, n_rows)``
+``plan(options, n_rows, n_params) -> Plan`` gives the schedule without building anything, ``display(options, n_rows)``
 the progress-bar fields and the hint for a NaN, and ``facts(options, n_rows)`` what RunInfo records of them.
 
 The driver (driver.py) owns the only loop: it picks batches, runs jitted chunks of steps, times them,
@@ -77,6 +77,12 @@ class StepInfo(NamedTuple):
     - ``energy``: the Hamiltonian at the new state (NUTS, HMC); sample statistic ``energy``.
     - ``tree_depth``: depth of the trajectory's binary tree (NUTS only: HMC's trajectory has a fixed length
       and no tree); sample statistic ``tree_depth``.
+    - ``converged``: the engine's own stopping rule is met (optimisers with one: L-BFGS MAP); from then on the
+      engine's ``step`` leaves the state unchanged, so where a run stops does not change its result. The run
+      stops once every chain has converged (``RunInfo.stopped_by == "converged"``); a run that ends with a
+      chain unconverged warns (``ConvergenceWarning``).
+    - ``grad_norm``: the largest entry of the objective's gradient after the step (optimisers); the last
+      value per chain is ``RunInfo.extra["grad_norm"]`` and goes into that warning.
     """
 
     grad_evals: Any
@@ -88,6 +94,8 @@ class StepInfo(NamedTuple):
     step_size: Any = None
     energy: Any = None
     tree_depth: Any = None
+    converged: Any = None
+    grad_norm: Any = None
 
 
 class Algorithm(NamedTuple):
@@ -134,10 +142,11 @@ class Plan(NamedTuple):
 
 
 class Display(NamedTuple):
-    """What the progress bar shows and what a NaN error suggests."""
+    """What the progress bar shows, what a NaN error suggests, and what to do about an unconverged run."""
 
     postfix: Callable[[StepInfo], dict]  # info of a chunk's last step (numpy, one value per chain) -> bar fields
     nan_hint: str
+    unconverged_hint: str = ""  # engines that report StepInfo.converged: the end of the warning
 
 
 def loss_postfix(info: StepInfo) -> dict:
@@ -175,7 +184,9 @@ class Engine:
 
     @classmethod
     def summary(cls) -> str:
-        return (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        """The first paragraph of the engine's docstring, on one line."""
+        first = (cls.__doc__ or "").strip().split("\n\n")[0]
+        return " ".join(line.strip() for line in first.splitlines())
 
     @classmethod
     def option_names(cls) -> list[str]:
@@ -203,11 +214,15 @@ class Engine:
     def num_chains(cls, options) -> int:
         return int(getattr(options, cls.chains_option, 1))
 
-    def plan(self, options, n_rows: int) -> Plan:
+    def plan(self, options, n_rows: int, n_params: int | None = None) -> Plan:
         raise NotImplementedError
 
     def display(self, options, n_rows: int) -> Display:
         raise NotImplementedError
+
+    def default_warm_start(self, options) -> str | None:
+        """The warm start (``fit``'s ``init="map"`` or ``"ensemble"``) an engine takes when none is given."""
+        return None
 
     def facts(self, options, n_rows: int) -> dict:
         """JSON-able facts about the run's settings for RunInfo (the objective ``loss`` is, and the engine's own)."""
@@ -232,8 +247,8 @@ def jax_float_dtype() -> np.dtype:
 
 def start_values(model, seed: int, dtype="float32") -> dict[str, np.ndarray]:
     """A chain's or guide's default starting point: the network's init (by its spec's init scheme, seeded),
-    noise std 0.5 where the likelihood learns it."""
+    noise std 0.5 (in standardised units: 0.5 * target_scale) where the likelihood learns it."""
     values = dict(model.net.init(seed, dtype))
     for name in model.likelihood.latent_sites():
-        values[name] = np.asarray(0.5, dtype=dtype)
+        values[name] = np.asarray(0.5 * model.likelihood.target_scale, dtype=dtype)
     return values

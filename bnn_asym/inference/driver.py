@@ -31,7 +31,7 @@ import numpy as np
 
 from ..progress import progress_bar
 from ..validate import check_keys, integer, number, sequence_of
-from ..warn import warn_user
+from ..warn import ConvergenceWarning, warn_user
 from .base import APPROXIMATION, TRAJECTORY, Algorithm, FitData, Plan, StepInfo, start_values
 
 TARGET_CHUNK_SECONDS = 1.0  # steps per chunk are sized to take about this long (progress, budgets)
@@ -275,6 +275,17 @@ def past_checkpoint(p: Progress, checkpoints: CheckpointPlan) -> Progress:
     return dataclasses.replace(p, next_checkpoint_s=due)
 
 
+def all_converged(info: StepInfo) -> bool:
+    """Whether every chain's stopping rule was met by the end of the chunk (engines that have one)."""
+    return info.converged is not None and bool(np.all(np.asarray(info.converged)[:, -1]))
+
+
+def _may_stop_converged(info: StepInfo, p: Progress, checkpoints: CheckpointPlan) -> bool:
+    """Every chain converged and no checkpoint is still to come (the state no longer changes, so stopping
+    early only saves time; a planned checkpoint still gets the frozen state at its step)."""
+    return all_converged(info) and checkpoints.next_step_after(p.steps) is None and checkpoints.every_seconds is None
+
+
 def budget_reached(p: Progress, budget: Budget) -> str | None:
     """Which budget of gradients or seconds is spent ("grad_evals" | "seconds"), if any (steps are planned)."""
     if budget.grad_evals is not None and p.grad_evals >= budget.grad_evals:
@@ -348,10 +359,16 @@ class Record:
         self.losses: list[np.ndarray] = []  # per chunk: (chain, n) loss values
         self.kept = KeptDraws(plan.kept_draws(total)) if plan.kind == TRAJECTORY else None
         self.kept_stats: list[dict[str, np.ndarray]] = []
+        self.converged: np.ndarray | None = None  # per chain, after the last step (engines with a stopping rule)
+        self.grad_norm: np.ndarray | None = None
 
     def add(self, start: int, info: StepInfo, positions: dict | None) -> None:
         if info.loss is not None:
             self.losses.append(np.asarray(info.loss))
+        if info.converged is not None:
+            self.converged = np.asarray(info.converged)[:, -1].astype(bool)
+        if info.grad_norm is not None:
+            self.grad_norm = np.asarray(info.grad_norm)[:, -1].astype(np.float64)
         if self.kept is None:
             return
         if positions is None:
@@ -402,6 +419,10 @@ def run_info(ctx: RunContext, p: Progress, record: Record, stopped_by: str) -> R
     if record.plan.kind == APPROXIMATION and record.losses:
         trace["loss"] = np.concatenate(record.losses, axis=1).astype(np.float64).tolist()
     extra = dict(ctx.facts)
+    if record.converged is not None:
+        extra["converged"] = record.converged.tolist()
+    if record.grad_norm is not None:
+        extra["grad_norm"] = record.grad_norm.tolist()
     divergences = record.num_divergences()
     if divergences is not None:
         last = record.kept_stats[-1]
@@ -471,7 +492,9 @@ def run(
                 p = advanced(p, n, elapsed, grads, grads * s.rows_per_step / s.n_rows)
                 bar.set_postfix(s.display.postfix(_last_step(info)), refresh=False)
                 bar.update(n)
-                reason = budget_reached(p, budget)
+                reason = budget_reached(p, budget) or (
+                    "converged" if _may_stop_converged(info, p, checkpoints) else None
+                )
                 if checkpoint_due(p, checkpoints) or (reason and not checkpoints.empty):
                     p = past_checkpoint(p, checkpoints)
                     checkpoint = _checkpoint(s, states, record, p, make_posterior)
@@ -495,7 +518,7 @@ def _session(
     from .runners import resolve_chain_method
 
     algo = engine.build(model, data, options, backend)
-    plan = engine.plan(options, data.n)
+    plan = engine.plan(options, data.n, model.net.num_free_params)
     method = resolve_chain_method(chain_method, num_chains, algo.runtime, getattr(device, "platform", "cpu"))
     total = plan.num_steps if budget.steps is None else min(plan.num_steps, int(budget.steps))
     runner = _runner(engine, algo, plan, model, data, options, backend, num_chains, method, device, total)
@@ -609,7 +632,22 @@ def _result(s: Session, p: Progress, record: Record, stopped_by: str, draws, sta
             f"{int(np.prod(stats['diverging'].shape))} draws); try target_accept closer to 1, or a tighter prior",
             RuntimeWarning,
         )
+    _warn_if_unconverged(s, record, p, stopped_by)
     return RunResult(draws, stats, info, taken)
+
+
+def _warn_if_unconverged(s: Session, record: Record, p: Progress, stopped_by: str) -> None:
+    """An engine with a stopping rule (StepInfo.converged) whose run ended with a chain short of it says so."""
+    if record.converged is None or record.converged.all():
+        return
+    late = np.flatnonzero(~record.converged)
+    which = "the run" if s.ctx.num_chains == 1 else f"{len(late)} of {s.ctx.num_chains} chains"
+    why = {"num_steps": f"after all {p.steps} steps", "callback": f"by the callback at step {p.steps}"}.get(
+        stopped_by, f"by its {stopped_by} budget at step {p.steps}"
+    )
+    norm = "" if record.grad_norm is None else f" (largest gradient entry {record.grad_norm[late].max():.2g})"
+    hint = f"; {s.display.unconverged_hint}" if s.display.unconverged_hint else ""
+    warn_user(f"{s.engine.name}: {which} stopped {why} without converging{norm}{hint}", ConvergenceWarning)
 
 
 @contextlib.contextmanager

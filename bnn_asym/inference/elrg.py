@@ -485,7 +485,9 @@ def build(model, n_total: int, options) -> Algorithm:
     from .optim import unconstrained_start
 
     s = setup(model, options, n_total)
-    optimizer = optax.adam(options.lr)
+    from .optim import learning_rate
+
+    optimizer = optax.adam(learning_rate(options.lr, options.schedule, options.num_steps))
 
     def init(key, start, batch) -> ELRGState:
         q = init_params(key, unconstrained_start(s.density, start), s)

@@ -30,9 +30,9 @@ from typing import Any
 
 import numpy as np
 
-from ..validate import field, integer, number, one_of, optional
-from .base import APPROXIMATION, Algorithm, Display, Engine, Plan, loss_postfix
-from .optim import SCHEDULES, map_algorithm
+from ..validate import field, integer, one_of, optional
+from .base import Algorithm, Plan
+from .optim import MAP, OptimizerOptions, map_algorithm
 
 HESSIANS = ("diag", "full", "last_layer")
 PRIOR_PRECISIONS = ("model", "marglik")
@@ -41,22 +41,18 @@ FULL_MAX_PARAMS = 20_000  # a dense P x P curvature beyond this does not fit in 
 
 
 @dataclass
-class LaplaceOptions:
+class LaplaceOptions(OptimizerOptions):
     hessian: str = field("last_layer", one_of(*HESSIANS), "GGN curvature: diagonal, full, or the output layer's dense")
     prior_precision: str = field(
         "model", one_of(*PRIOR_PRECISIONS), "the model's prior, or tuned by the marginal likelihood"
     )
-    num_steps: int = field(2000, integer(1), "MAP (Adam) steps")
-    batch_size: int | None = field(128, optional(integer(1)), "rows per MAP step; None: the full data set")
-    lr: float = field(1e-3, number(0.0), "Adam's (initial) learning rate")
-    schedule: str = field("cosine", one_of(*SCHEDULES), "learning-rate schedule")
     num_draws: int = field(100, integer(1), "draws from the Laplace approximation")
     curvature_batch_size: int | None = field(
         None, optional(integer(1)), "rows per curvature batch; None: sized to ~256 MB of Jacobians"
     )
 
 
-class Laplace(Engine):
+class Laplace(MAP):
     """Laplace approximation (GGN; diagonal, full or last-layer) around a MAP estimate (laplace-torch)."""
 
     name, Options = "laplace", LaplaceOptions
@@ -66,6 +62,7 @@ class Laplace(Engine):
     draws_need_data = True  # the curvature is computed from the training data
 
     def check(self, model, data, options) -> None:
+        super().check(model, data, options)
         if model.likelihood.name not in LIKELIHOODS:
             raise ValueError(
                 f"laplace supports the likelihoods {', '.join(LIKELIHOODS)}; got {model.likelihood.name!r}"
@@ -90,17 +87,14 @@ class Laplace(Engine):
                 "the build that matches your torch"
             ) from None
 
-    def plan(self, options, n_rows: int) -> Plan:
-        return Plan(options.num_steps, APPROXIMATION, 1, options.batch_size, num_draws=options.num_draws)
-
-    def display(self, options, n_rows: int) -> Display:
-        return Display(loss_postfix, f"try a smaller learning rate (lr={options.lr:g} now)")
+    def plan(self, options, n_rows: int, n_params: int | None = None) -> Plan:
+        return super().plan(options, n_rows, n_params)._replace(num_draws=options.num_draws)
 
     def facts(self, options, n_rows: int) -> dict:
         return {"objective": self.objective, "hessian": options.hessian, "prior_precision": options.prior_precision}
 
     def build(self, model, data, options, backend) -> Algorithm:
-        algo = map_algorithm(model, data.n, options.num_steps, options.lr, options.schedule)
+        algo = map_algorithm(model, data.n, options)
 
         map_draws: Any = algo.draws
 
@@ -141,7 +135,8 @@ def _curvature_loader(model, data, options, dtype):
     rows = data.w > 0
     X = torch.as_tensor(data.X[rows], dtype=dtype)
     y = torch.as_tensor(data.y[rows])
-    y = y.long() if lik.task == "classification" else y.to(dtype)[:, None]
+    # regression: laplace-torch's Gaussian likelihood on the network's own (standardised) scale
+    y = y.long() if lik.task == "classification" else ((y.to(dtype) - lik.target_loc) / lik.target_scale)[:, None]
     n_out = 2 if lik.name == "bernoulli" else model.n_outputs
     batch = options.curvature_batch_size or max(1, min(256, 2**26 // max(1, n_out * model.net.layout.size)))
     return DataLoader(TensorDataset(X, y), batch_size=batch)
@@ -155,8 +150,8 @@ def _fitted_laplace(model, net, point: dict, options, loader, dtype):
 
     layout, lik, prior = model.net.layout, model.likelihood, model.prior_loc_scale()
     sigma = 1.0
-    if lik.name == "gaussian":
-        sigma = float(point["noise_std"]) if lik.learns_noise else float(lik.noise_std)
+    if lik.name == "gaussian":  # in standardised units, like the targets laplace-torch sees
+        sigma = (float(point["noise_std"]) if lik.learns_noise else float(lik.noise_std)) / lik.target_scale
     kwargs: dict[str, Any] = dict(
         likelihood="classification" if lik.task == "classification" else "regression",
         sigma_noise=sigma,

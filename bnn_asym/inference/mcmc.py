@@ -54,7 +54,7 @@ class NUTS(Engine):
     kind, objective = TRAJECTORY, "potential"
     backends = ("numpyro", "pyro")
 
-    def plan(self, options, n_rows: int) -> Plan:
+    def plan(self, options, n_rows: int, n_params: int | None = None) -> Plan:
         return Plan(
             options.num_warmup + options.num_samples * options.thinning,
             TRAJECTORY,

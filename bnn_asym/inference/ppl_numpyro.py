@@ -40,7 +40,9 @@ def svi(model, guide: str, options, n_total: int) -> Algorithm:
     dtype = jax_float_dtype()
     template = {k: jnp.zeros(s, dtype) for k, s in model.latent_shapes().items()}
     family = mean_field() if guide == "normal" else low_rank(options.rank, template)
-    optimizer = optax.adam(options.lr)
+    from .optim import learning_rate
+
+    optimizer = optax.adam(learning_rate(options.lr, options.schedule, options.num_steps))
     particles = options.num_particles
 
     def neg_elbo(params, key, batch):

@@ -82,8 +82,11 @@ def _empty_store() -> dict:
 
 
 def svi(model, guide: str, options, n_total: int) -> Algorithm:
-    """Pyro SVI with an AutoNormal ("normal") or AutoLowRankMultivariateNormal ("lowrank") guide, Adam and
-    Trace_ELBO. StepInfo: grad_evals (the particles), loss (the negative ELBO)."""
+    """Pyro SVI with an AutoNormal ("normal") or AutoLowRankMultivariateNormal ("lowrank") guide, Adam (at
+    ``options.lr`` under ``options.schedule``, as in the NumPyro backend) and Trace_ELBO. StepInfo: grad_evals
+    (the particles), loss (the negative ELBO)."""
+    import math
+
     import pyro
     import pyro.infer.autoguide as autoguide
     import torch
@@ -102,7 +105,17 @@ def svi(model, guide: str, options, n_total: int) -> Algorithm:
             g = autoguide.AutoLowRankMultivariateNormal(
                 model_fn, init_loc_fn=init_fn, init_scale=options.init_scale, rank=options.rank
             )
-        adam = pyro.optim.Adam({"lr": options.lr})  # type: ignore[attr-defined]  # pyro.optim makes it at import
+        if options.schedule == "cosine":  # optax.cosine_decay_schedule(lr, num_steps): lr/2 (1 + cos(pi t/T))
+            horizon = max(1, options.num_steps)
+            adam = pyro.optim.LambdaLR(  # type: ignore[attr-defined]  # pyro.optim makes it at import
+                {
+                    "optimizer": torch.optim.Adam,
+                    "optim_args": {"lr": options.lr},
+                    "lr_lambda": lambda t: 0.5 * (1 + math.cos(math.pi * min(t, horizon) / horizon)),
+                }
+            )
+        else:
+            adam = pyro.optim.Adam({"lr": options.lr})  # type: ignore[attr-defined]
         svi_ = SVI(model_fn, g, adam, Trace_ELBO(num_particles=options.num_particles))
         chain = PyroSVIChain(svi_, g, _empty_store(), _seed_state(key))
         with _Scoped(chain):
@@ -114,6 +127,8 @@ def svi(model, guide: str, options, n_total: int) -> Algorithm:
         with _Scoped(chain):
             X, y, w = _as_torch(batch)
             loss = chain.svi.step(X, y, n_total, w)
+            if isinstance(chain.svi.optim, pyro.optim.PyroLRScheduler):
+                chain.svi.optim.step()
         return chain, StepInfo(options.num_particles, loss=loss)
 
     def draws(chain: PyroSVIChain, rng, num):

@@ -1,7 +1,10 @@
 """SWAG (Maddox et al. 2019) and MultiSWAG: a Gaussian fitted to SGD iterates.
 
-One run: ``pretrain_steps`` of Adam on the MAP objective (optim.py) to reach a mode -- or a start from a
-given MAP with ``fit(init=map_posterior)`` and ``pretrain_steps=0`` -- then ``swag_steps`` of SGD with
+One run: a start at a mode -- by default a MAP estimate (the "map" engine with its defaults, full-batch
+L-BFGS for small problems: ``fit`` runs it as the warm start ``init="map"``; MultiSWAG: ``init="ensemble"``,
+one per run), or another posterior's draws with ``fit(init=...)``, or ``pretrain_steps`` of Adam on the MAP
+objective from the network's init (``pretrain_steps > 0`` skips the default warm start) -- then
+``swag_steps`` of SGD with
 momentum at a constant ``swag_lr``, collecting every ``collect_every`` steps: running mean and variance
 of the free parameters (Welford, numerically stable in float32) and the last ``rank`` deviations from the
 running mean. Draws: ``mean + sqrt(scale / 2) * (sqrt(var) z1 + D^T z2 / sqrt(K - 1))``.
@@ -32,13 +35,13 @@ from .optim import map_loss, unconstrained_start
 @dataclass
 class SWAGOptions:
     pretrain_steps: int = field(
-        2000, integer(0), "Adam steps to reach a mode (0: start SWAG from the init / the given start)"
+        0, integer(0), "Adam steps to reach a mode from the init; 0: start from a MAP estimate (fit's init='map')"
     )
     swag_steps: int = field(1000, integer(1), "SGD steps at constant swag_lr while collecting")
     collect_every: int | None = field(
         None, optional(integer(1)), "steps between snapshots; None: one epoch, at least 10 steps"
     )
-    lr: float = field(1e-3, number(0.0), "Adam's learning rate while pretraining (cosine decay)")
+    lr: float = field(1e-2, number(0.0), "Adam's learning rate while pretraining (cosine decay)")
     swag_lr: float = field(1e-2, number(0.0), "SGD's constant learning rate while collecting")
     momentum: float = field(0.9, number(0.0, 1.0, low_open=False, high_open=True), "SGD momentum")
     rank: int = field(20, integer(1), "deviations kept for the low-rank part of the covariance")
@@ -151,6 +154,9 @@ class SWAG(Engine):
     when_to_use = "cheap local uncertainty around one mode, for networks of any size"
     objective = "map_loss"
 
+    def default_warm_start(self, options) -> str | None:
+        return "map" if options.pretrain_steps == 0 else None
+
     def check(self, model, data, options) -> None:
         b = batch_size_for(options, data.n)
         if b >= data.n:
@@ -176,7 +182,7 @@ class SWAG(Engine):
                 f"lower collect_every (now {options.swag_steps} steps, one snapshot every {every})"
             )
 
-    def plan(self, options, n_rows: int) -> Plan:
+    def plan(self, options, n_rows: int, n_params: int | None = None) -> Plan:
         return Plan(
             options.pretrain_steps + options.swag_steps,
             APPROXIMATION,
@@ -227,3 +233,6 @@ class MultiSWAG(SWAG):
     name, Options = "multiswag", MultiSWAGOptions
     when_to_use = "SWAG's local spread plus an ensemble's multimodality"
     chains_option = "n_runs"
+
+    def default_warm_start(self, options) -> str | None:
+        return "ensemble" if options.pretrain_steps == 0 else None  # one MAP per run

@@ -20,12 +20,14 @@ from dataclasses import dataclass
 from ..validate import BOOLEAN, any_number, field, integer, number, one_of, optional
 from . import elrg, ppl_for
 from .base import APPROXIMATION, Algorithm, Display, Engine, Plan, elbo_postfix, lr_hint
+from .optim import SCHEDULES
 
 
 @dataclass
 class VIOptions:
-    num_steps: int = field(2000, integer(1), "optimiser (Adam) steps")
-    lr: float = field(1e-2, number(0.0), "Adam's learning rate")
+    num_steps: int = field(5000, integer(1), "optimiser (Adam) steps")
+    lr: float = field(1e-2, number(0.0), "Adam's (initial) learning rate")
+    schedule: str = field("cosine", one_of(*SCHEDULES), "learning-rate schedule: cosine decay to 0, or constant")
     batch_size: int | None = field(None, optional(integer(1)), "rows per step; None: the full data set")
     num_particles: int = field(1, integer(1), "draws per ELBO estimate")
     num_draws: int = field(200, integer(1), "draws from the fitted family")
@@ -59,7 +61,7 @@ class MFVI(Engine):
     backends = ("numpyro", "pyro")
     guide = "normal"  # the Gaussian family (ppl_numpyro.svi / ppl_pyro.svi)
 
-    def plan(self, options, n_rows: int) -> Plan:
+    def plan(self, options, n_rows: int, n_params: int | None = None) -> Plan:
         return Plan(options.num_steps, APPROXIMATION, 1, options.batch_size, num_draws=options.num_draws)
 
     def display(self, options, n_rows: int) -> Display:

@@ -8,6 +8,13 @@ categorical      K outputs = class logits; y in 0..K-1
 bernoulli        1 output = logit; y in {0, 1}
 gaussian         1 output = mean; noise_std fixed, or learned (noise_std=None) with a HalfNormal prior
 heteroscedastic  2 outputs = mean and softplus(raw) + min_std as the noise std
+
+Regression targets in their own units: ``target_loc`` and ``target_scale`` map the network's outputs to
+them, ``mean = target_loc + target_scale * out``, and every noise std -- fixed, learned (its prior is
+``HalfNormal(noise_prior_scale * target_scale)``) or predicted -- is in the targets' units too. The
+network then works on standardised targets, where its init, the prior and the noise prior are on the right
+scale, while predictions, log-likelihoods and noise draws stay in the user's units. ``fit`` sets them from
+the training targets when it builds the likelihood (``Likelihood.for_targets``).
 """
 
 from __future__ import annotations
@@ -48,7 +55,9 @@ class Likelihood:
     name: str = "categorical"
     noise_std: float | None = None  # gaussian: a fixed noise std, or None (default) to learn it
     noise_prior_scale: float = 1.0  # gaussian with learned noise: HalfNormal(noise_prior_scale)
-    min_std: float = 1e-3  # heteroscedastic: floor of the predicted std
+    min_std: float = 1e-3  # heteroscedastic: floor of the predicted std (standardised units)
+    target_loc: float = 0.0  # regression: the targets' location, mean = target_loc + target_scale * output
+    target_scale: float = 1.0  # regression: their scale (noise stds are in the targets' units)
 
     def __post_init__(self):
         if self.name not in LIKELIHOODS:
@@ -57,6 +66,26 @@ class Likelihood:
             raise ValueError(f"noise_std={self.noise_std!r} is not valid; accepted: a number > 0, or None to learn it")
         if not self.noise_prior_scale > 0 or not self.min_std > 0:
             raise ValueError("noise_prior_scale and min_std must be > 0")
+        if not (math.isfinite(self.target_loc) and math.isfinite(self.target_scale) and self.target_scale > 0):
+            raise ValueError(
+                f"target_loc={self.target_loc!r}, target_scale={self.target_scale!r} are not valid; "
+                "accepted: finite numbers, target_scale > 0"
+            )
+        if self.task == "classification" and (self.target_loc, self.target_scale) != (0.0, 1.0):
+            raise ValueError(f"target_loc and target_scale apply to regression likelihoods; {self.name!r} is not one")
+
+    @classmethod
+    def for_targets(cls, name: str, y, weights=None, **kwargs) -> Likelihood:
+        """A regression likelihood whose targets are standardised by the (weighted) mean and std of ``y``;
+        a classification likelihood as it is."""
+        lik = cls(name, **kwargs)
+        if lik.task == "classification":
+            return lik
+        y = np.asarray(y, np.float64)
+        w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
+        loc = float(np.average(y, weights=w))
+        scale = float(np.sqrt(np.average((y - loc) ** 2, weights=w)))
+        return cls(name, **kwargs, target_loc=loc, target_scale=scale if scale > 0 else 1.0)
 
     @property
     def task(self) -> str:
@@ -71,7 +100,15 @@ class Likelihood:
         return {"noise_std": ()} if self.learns_noise else {}
 
     def latent_prior(self, backend: Backend, name: str):
-        return backend.dist.HalfNormal(self.noise_prior_scale)
+        return backend.dist.HalfNormal(self.noise_prior_scale * self.target_scale)
+
+    def mean(self, out):
+        """The regression mean of network outputs ``out`` (N, n_outputs), in the targets' units."""
+        return self.target_loc + self.target_scale * out[..., 0]
+
+    def predicted_std(self, softplus, out):
+        """Heteroscedastic: the noise std the network predicts, in the targets' units."""
+        return self.target_scale * (softplus(out[..., 1]) + self.min_std)
 
     def expected_outputs(self, n_classes: int | None) -> int | None:
         return {"categorical": n_classes, "bernoulli": 1, "gaussian": 1, "heteroscedastic": 2}[self.name]
@@ -85,8 +122,8 @@ class Likelihood:
             return d.Bernoulli(logits=out[..., 0])
         if self.name == "gaussian":
             std = latents["noise_std"] if self.learns_noise else self.noise_std
-            return d.Normal(out[..., 0], std)
-        return d.Normal(out[..., 0], backend.softplus(out[..., 1]) + self.min_std)
+            return d.Normal(self.mean(out), std)
+        return d.Normal(self.mean(out), self.predicted_std(backend.softplus, out))
 
     def check_targets(self, y, n_outputs: int) -> np.ndarray:
         """Validate targets against this likelihood and the network's output width; return them typed."""
@@ -122,6 +159,8 @@ class Likelihood:
             "noise_std": self.noise_std,
             "noise_prior_scale": self.noise_prior_scale,
             "min_std": self.min_std,
+            "target_loc": self.target_loc,
+            "target_scale": self.target_scale,
         }
 
     @classmethod

@@ -272,7 +272,15 @@ class NetSpec:
             raise ValueError(f"{name} must be numeric; got dtype {X.dtype}")
         if X.ndim < 2 or tuple(X.shape[1:]) not in ((d,), shape):
             raise ValueError(f"{name} must have shape {accepted} for this {self.family}; got {X.shape}")
-        X = X.reshape(len(X), d).astype(dtype)
+        X = X.reshape(len(X), d)
+        big = np.finfo(dtype).max if np.issubdtype(np.dtype(dtype), np.floating) else np.inf
+        finite = np.isfinite(X)
+        if finite.all() and len(X) and np.abs(X).max() > big:
+            raise ValueError(
+                f"{name} has values up to {np.abs(X).max():.3g}, beyond the range of {np.dtype(dtype)} "
+                f"(+-{big:.3g}) that networks compute in; rescale {name} (e.g. standardise it)"
+            )
+        X = X.astype(dtype)
         if not np.isfinite(X).all():
             raise ValueError(
                 f"{name} contains NaN or inf ({int((~np.isfinite(X)).sum())} entries); clean or impute them first"

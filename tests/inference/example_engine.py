@@ -54,7 +54,7 @@ class ULA(Engine):
     when_to_use = "a teaching example; biased unless step_size is small"
     kind = TRAJECTORY
 
-    def plan(self, options, n_rows: int) -> Plan:
+    def plan(self, options, n_rows: int, n_params: int | None = None) -> Plan:
         total = options.num_warmup + options.num_samples
         return Plan(total, TRAJECTORY, options.num_chains, keep=KeepAfterWarmup(options.num_warmup))
 

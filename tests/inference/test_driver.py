@@ -216,3 +216,28 @@ def test_swag_replaces_a_full_batch_with_a_noisy_one(moons):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         bnn_asym.fit(net, X, y, engine="swag", pretrain_steps=10, swag_steps=50, collect_every=5, progress=False)
+
+
+def test_the_progress_bar_shows_the_chunk_it_has_just_counted(moons, monkeypatch):
+    """The postfix is set before the bar advances, so what is displayed after the last update is the last
+    step's value (it lagged one chunk behind: MFVI ended showing an ELBO from hundreds of steps earlier)."""
+    from bnn_asym.inference import driver
+
+    events = []
+
+    class Bar:
+        def set_postfix(self, values, refresh=True):
+            events.append(("postfix", values))
+
+        def update(self, n):
+            events.append(("update", n))
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(driver, "progress_bar", lambda **kwargs: Bar())
+    X, y, net = moons
+    post = bnn_asym.fit(net, X, y, engine="mfvi", num_steps=300, progress=True)
+    shown = [values for kind, values in events if kind == "postfix"][-1]
+    assert events[-1][0] == "update" and events[-2][0] == "postfix"
+    assert float(shown["elbo"]) == pytest.approx(post.info["elbo"][-1], rel=1e-3)
