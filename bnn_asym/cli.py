@@ -234,6 +234,18 @@ def _subparser(sub, name: str, help_text: str) -> argparse.ArgumentParser:
     return sub.add_parser(name, help=help_text, description=help_text, formatter_class=DEFAULTS)
 
 
+def _add_rows_argument(parser, note: str = "") -> None:
+    """--n-rows (old name --n-samples, kept as an alias): how many rows of the data set to use."""
+    parser.add_argument(
+        "--n-rows",
+        "--n-samples",
+        dest="n_samples",
+        type=int,
+        default=None,
+        help=f"data rows to use (a subsample{note}); default: all of them",
+    )
+
+
 def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
     from .bench import PHENOMENON_MODELS as MODELS
     from .datasets import NAMES
@@ -249,14 +261,7 @@ def _add_phenomenon_parser(sub, name: str, help_text: str, runs_help: str):
     p.add_argument("--weight-decay", type=float, default=1e-4, help="AdamW weight decay")
     p.add_argument("--schedule", default="cosine", choices=("cosine", "constant"), help="learning-rate schedule")
     p.add_argument("--n-points", type=int, default=25, help="points on each interpolation path (odd)")
-    p.add_argument(
-        "--n-rows",
-        "--n-samples",
-        dest="n_samples",
-        type=int,
-        default=None,
-        help="data rows to use (a subsample); default: all of them",
-    )
+    _add_rows_argument(p)
     p.add_argument("--seed", type=int, default=0, help="seed of the data split and the networks")
     p.add_argument(
         "--init",
@@ -314,14 +319,7 @@ def _add_fit_parser(sub) -> None:
     )
     f.add_argument("--backend", default="numpyro", choices=("numpyro", "pyro"), help="PPL backend")
     f.add_argument("--device", default="auto", choices=("auto", "cpu", "gpu"), help="where JAX engines run")
-    f.add_argument(
-        "--n-rows",
-        "--n-samples",
-        dest="n_samples",
-        type=int,
-        default=None,
-        help="data rows to use (a subsample; not posterior draws); default: all of them",
-    )
+    _add_rows_argument(f, "; not posterior draws")
     f.add_argument("--seed", type=int, default=0, help="seed of the data split, the networks and the engine")
     f.add_argument("--save", default=None, metavar="DIR", help="save each posterior (NetCDF) in this folder")
     f.add_argument("--no-progress", action="store_true", help="no progress bars")

@@ -16,7 +16,7 @@ import numpy as np
 from .inference import ENGINES, get_engine
 from .inference.base import BACKENDS, FitData, jax_float_dtype, start_values
 from .models import BayesianModel, Likelihood, Prior
-from .models.likelihoods import as_likelihood
+from .models.likelihoods import as_likelihood, weighted_mean_std
 from .nets.spec import INIT_SCHEMES, NetSpec
 from .posterior import Posterior
 from .validate import integer, one_of
@@ -83,10 +83,7 @@ TARGET_SCALE_WARNING = 10.0  # a given regression likelihood warns when y's std 
 def _warn_if_unscaled(lik: Likelihood, y: np.ndarray, w: np.ndarray | None) -> None:
     if lik.task != "regression":
         return
-    y = np.asarray(y, np.float64)
-    weights = np.ones(len(y)) if w is None else w
-    mean = float(np.average(y, weights=weights))
-    std = float(np.sqrt(np.average((y - mean) ** 2, weights=weights)))
+    mean, std = map(float, weighted_mean_std(y, w))
     ratio = max(std, abs(mean - lik.target_loc)) / lik.target_scale
     if ratio > TARGET_SCALE_WARNING or (std > 0 and std / lik.target_scale < 1 / TARGET_SCALE_WARNING):
         warn_user(

@@ -25,6 +25,7 @@ from sklearn.utils.validation import _check_sample_weight, check_is_fitted, colu
 
 from .fit import fit
 from .models import Prior
+from .models.likelihoods import weighted_mean_std
 from .models.priors import DEFAULT_SCALE
 from .nets import MLP
 
@@ -85,8 +86,7 @@ class _BNNEstimator(BaseEstimator):
         row_weights = None if sample_weight is None else _check_sample_weight(sample_weight, X, dtype=np.float64)
         if row_weights is not None and not row_weights.sum() > 0:
             raise ValueError("sample_weight sums to 0: at least one row needs a positive weight")
-        self.x_mean_ = np.average(X, axis=0, weights=row_weights)  # rows weighted 0 do not move the scaling
-        scale = np.sqrt(np.average((X - self.x_mean_) ** 2, axis=0, weights=row_weights))
+        self.x_mean_, scale = weighted_mean_std(X, row_weights, axis=0)  # rows weighted 0 do not move the scaling
         self.x_scale_ = np.where(scale > 0, scale, 1.0)
         net = MLP(X.shape[1], self.hidden, n_outputs, symmetry=self.symmetry, seed=self.seed)
         X_pad, y_pad, weights = padded((X - self.x_mean_) / self.x_scale_, y)

@@ -4,10 +4,9 @@ One run: a start at a mode -- by default a MAP estimate (the "map" engine with i
 L-BFGS for small problems: ``fit`` runs it as the warm start ``init="map"``; MultiSWAG: ``init="ensemble"``,
 one per run), or another posterior's draws with ``fit(init=...)``, or ``pretrain_steps`` of Adam on the MAP
 objective from the network's init (``pretrain_steps > 0`` skips the default warm start) -- then
-``swag_steps`` of SGD with
-momentum at a constant ``swag_lr``, collecting every ``collect_every`` steps: running mean and variance
-of the free parameters (Welford, numerically stable in float32) and the last ``rank`` deviations from the
-running mean. Draws: ``mean + sqrt(scale / 2) * (sqrt(var) z1 + D^T z2 / sqrt(K - 1))``.
+``swag_steps`` of SGD with momentum at a constant ``swag_lr``, collecting every ``collect_every`` steps:
+running mean and variance of the free parameters (Welford, numerically stable in float32) and the last
+``rank`` deviations from the running mean. Draws: ``mean + sqrt(scale / 2) * (sqrt(var) z1 + D^T z2 / sqrt(K - 1))``.
 
 SWAG's spread comes from gradient noise: SGD on the full data set (``batch_size >= N``) has none and the
 covariance collapses to ~0, so such a batch is replaced (with a warning) by min(128, N // 4). A gradient-norm clip

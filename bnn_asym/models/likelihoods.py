@@ -28,6 +28,13 @@ import numpy as np
 LIKELIHOODS = ("categorical", "bernoulli", "gaussian", "heteroscedastic")
 
 
+def weighted_mean_std(a, weights=None, axis: int | None = None) -> tuple[Any, Any]:
+    """Mean and (population) std of ``a`` along ``axis``, rows weighted by ``weights`` (None: equally), in float64."""
+    a = np.asarray(a, np.float64)
+    mean = np.average(a, axis=axis, weights=weights)
+    return mean, np.sqrt(np.average((a - mean) ** 2, axis=axis, weights=weights))
+
+
 @dataclass(frozen=True)
 class Backend:
     """What a likelihood needs from an array library: its distributions and softplus."""
@@ -81,11 +88,8 @@ class Likelihood:
         lik = cls(name, **kwargs)
         if lik.task == "classification":
             return lik
-        y = np.asarray(y, np.float64)
-        w = np.ones(len(y)) if weights is None else np.asarray(weights, np.float64)
-        loc = float(np.average(y, weights=w))
-        scale = float(np.sqrt(np.average((y - loc) ** 2, weights=w)))
-        return cls(name, **kwargs, target_loc=loc, target_scale=scale if scale > 0 else 1.0)
+        loc, scale = weighted_mean_std(y, weights)
+        return cls(name, **kwargs, target_loc=float(loc), target_scale=float(scale) if scale > 0 else 1.0)
 
     @property
     def task(self) -> str:
