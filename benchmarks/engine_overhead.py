@@ -7,7 +7,9 @@ Measured side by side in one run (machines are noisy; ratios are what count):
 3. MFVI through fit(): SVI steps per second vs a hand-written jitted SVI loop (target >= 0.9).
 4. SGLD through fit(): steps per second vs a hand-written jitted SGLD loop on BlackJAX's kernel, same
    mini-batches of 128, 4 chains in parallel over 2 devices (target >= 0.9).
-5. NumPyro vs Pyro NUTS backends on the same model: ESS per second.
+5. MCLMC through fit() (its tuning included) vs a hand-written jitted BlackJAX MCLMC loop at fixed L and
+   step size, same model, 2 chains in parallel over 2 devices: steps per second (target >= 0.9).
+6. NumPyro vs Pyro NUTS backends on the same model: ESS per second.
 
 Run:  python benchmarks/engine_overhead.py [--quick] [--parts gradients ...]
 Writes benchmarks/results/engine_overhead.{md,json}.
@@ -41,7 +43,7 @@ from bnn_asym.models import BayesianModel, Likelihood, Prior  # noqa: E402
 torch.set_num_threads(1)
 ensure_compilation_cache()
 RESULTS = Path(__file__).parent / "results"
-PARTS = ("nuts_wall", "gradients", "mfvi", "sgld", "backends")
+PARTS = ("nuts_wall", "gradients", "mfvi", "sgld", "mclmc", "backends")
 
 
 def problem(n_samples=None):
@@ -203,6 +205,52 @@ def fit_sgld(model, X, y, steps, chains, batch, step_size):
     return chains * steps / (time.perf_counter() - start)
 
 
+def hand_written_mclmc(model, X, y, steps, chains):
+    """BlackJAX's MCLMC kernel in a jitted scan per chain at a fixed L and step size (no tuning), chains
+    pmapped over the devices, every position brought to the host (as fit() keeps every draw)."""
+    import blackjax
+    from jax.flatten_util import ravel_pytree
+    from numpyro.infer.util import potential_energy
+
+    model_fn = model.numpyro_model()
+    n = len(X)
+    X, y = jnp.asarray(X), jnp.asarray(y)
+    template = start_values(model, 0)
+    unravel = ravel_pytree({k: jnp.asarray(v) for k, v in template.items()})[1]
+
+    def logdensity(flat):
+        return -potential_energy(model_fn, (X, y, n), {}, unravel(flat))
+
+    kernel = blackjax.mcmc.mclmc.build_kernel()
+    dim = sum(np.size(v) for v in template.values())
+
+    def chain(flat, key):
+        state = blackjax.mcmc.mclmc.init(flat, logdensity, key)
+
+        def step(carry, k):
+            state, _ = kernel(k, carry, logdensity, 1.0, jnp.sqrt(dim), 0.05)
+            return state, state.position
+
+        return jax.lax.scan(step, state, jax.random.split(key, steps))[1]
+
+    run = jax.pmap(chain)
+    starts = jnp.stack(
+        [ravel_pytree({k: jnp.asarray(v) for k, v in start_values(model, c).items()})[0] for c in range(chains)]
+    )
+    keys = jax.random.split(jax.random.PRNGKey(0), chains)
+    start = time.perf_counter()
+    draws = np.asarray(run(starts, keys))
+    assert np.isfinite(draws).all()
+    return chains * steps / (time.perf_counter() - start)
+
+
+def fit_mclmc(model, X, y, steps, chains):
+    start = time.perf_counter()
+    options = dict(num_warmup=steps // 2, num_samples=steps - steps // 2, num_chains=chains)
+    quiet_fit(model, X, y, engine="mclmc", chain_method="parallel", **options)
+    return chains * steps / (time.perf_counter() - start)
+
+
 def ess_per_second(model, X, y, backend, warmup, samples):
     options = dict(num_warmup=warmup, num_samples=samples, num_chains=2, max_tree_depth=6)
     post = quiet_fit(model, X, y, engine="nuts", backend=backend, **options)
@@ -305,6 +353,21 @@ def main():
             "settings": "2 chains in parallel, batch 128, step size 3e-5",
         }
         print("sgld", out["sgld_steps"], flush=True)
+    if "mclmc" in parts:
+        mclmc_steps = 500 if q else 5000
+        hand, via_fit = [], []
+        for _ in range(2):  # alternate; compilation included on both sides
+            hand.append(hand_written_mclmc(model, X, y, mclmc_steps, 2))
+            via_fit.append(fit_mclmc(model, X, y, mclmc_steps, 2))
+        out["mclmc_steps"] = {
+            "hand_written_steps_per_s": hand,
+            "fit_steps_per_s": via_fit,
+            "ratio": max(via_fit) / max(hand),
+            "steps": mclmc_steps,
+            "settings": "2 chains in parallel; fit(): half the steps tuning (step size, preconditioner, L), "
+            "hand-written: fixed L = sqrt(dim), step size 0.05",
+        }
+        print("mclmc", out["mclmc_steps"], flush=True)
     if "backends" in parts:
         out["backends"] = backend_comparison(q)
         print("backends", out["backends"], flush=True)
@@ -330,6 +393,17 @@ def backend_comparison(q: bool) -> dict:
     }
 
 
+def mclmc_row(out: dict) -> list[str]:
+    if "mclmc_steps" not in out:
+        return []
+    mc = out["mclmc_steps"]
+    return [
+        f"| MCLMC steps/s via fit() vs hand-written jitted BlackJAX MCLMC loop ({mc['settings']}, {mc['steps']} "
+        f"steps per chain, compile included, every draw kept on the host) | {max(mc['fit_steps_per_s']):.0f} | "
+        f"{max(mc['hand_written_steps_per_s']):.0f} | {mc['ratio']:.3f} | >= 0.9 |"
+    ]
+
+
 def table(out: dict) -> str:
     n, g, m, b = out["nuts_wall"], out["nuts_gradients"], out["mfvi_steps"], out["backends"]
     sg = out["sgld_steps"]
@@ -352,6 +426,7 @@ def table(out: dict) -> str:
             f"per chain, compile included, every draw kept on the host) | {max(sg['fit_steps_per_s']):.0f} | "
             f"{max(sg['hand_written_steps_per_s']):.0f} "
             f"| {sg['ratio']:.3f} | >= 0.9 |",
+            *mclmc_row(out),
             f"| NUTS median ESS/s, NumPyro vs Pyro backend ({b['problem']}) | {b['numpyro']['median_ess_per_s']:.2f} | "
             f"{b['pyro']['median_ess_per_s']:.2f} | {b['median_ess_per_s_ratio_numpyro_over_pyro']:.1f}x | reported |",
             f"| NUTS gradient evaluations/s, NumPyro vs Pyro | {b['numpyro']['grad_evals_per_s']:.0f} | "

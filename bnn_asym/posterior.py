@@ -282,18 +282,37 @@ class Posterior:
                 d["min_ess_bulk_per_s"] = d["parameters"]["min_ess_bulk"] / wall
         return d
 
-    def prediction_convergence(self, n_pred: int = 100) -> dict | None:
-        """Rank-normalised R-hat and bulk / tail ESS of the predictions at up to ``n_pred`` training inputs (class
-        probabilities; network outputs for regression) -- the convergence summary that parameter symmetries
-        cannot distort. None with fewer than 2 chains or 4 draws, or without training data."""
-        from .metrics.convergence import rhat_summary
+    def prediction_convergence(self, n_pred: int = 100, superchains=None) -> dict | None:
+        """Convergence of the predictions at up to ``n_pred`` training inputs (class probabilities; network
+        outputs for regression) -- the summary that parameter symmetries cannot distort: rank-normalised split
+        R-hat and bulk / tail ESS over all chains (``rhat_summary``), ``max_chainwise_rhat`` (every chain on its
+        own, in 4 pieces: has each chain converged where it is?) and ``max_nested_rhat`` (superchains: chains
+        started from one point, e.g. one ensemble member; default: every chain its own). None with fewer than 2
+        chains or 4 draws, or without training data; a chainwise or nested value is NaN where too few draws or
+        superchains make it undefined."""
+        from .metrics.convergence import CHAINWISE_SPLITS, chainwise_rhat, nested_rhat, rhat_summary
 
         if self.n_chains < 2 or self.n_draws < 4 or self.X_train is None:
             return None
         out = self.outputs(self.X_train[:n_pred])
         if self.model.task == "classification":
             out = class_probabilities(out, self.model.likelihood.name)
-        return rhat_summary(out.reshape(self.n_chains, self.n_draws, -1))
+        values = out.reshape(self.n_chains, self.n_draws, -1)
+        summary = rhat_summary(values)
+        varying = values.reshape(-1, values.shape[-1]).std(0) > 0
+        nan = float("nan")
+        summary["max_chainwise_rhat"] = (
+            float(np.nanmax(chainwise_rhat(values[..., varying])))
+            if varying.any() and self.n_draws >= 2 * CHAINWISE_SPLITS
+            else nan
+        )
+        labels = np.arange(self.n_chains) if superchains is None else np.asarray(superchains)
+        summary["max_nested_rhat"] = (
+            float(np.nanmax(nested_rhat(values[..., varying], labels)))
+            if varying.any() and len(np.unique(labels)) >= 2
+            else nan
+        )
+        return summary
 
     # ----- ArviZ ---------------------------------------------------------------------------------------
     def to_arviz(self, X=None, y=None, predictive: bool = True):

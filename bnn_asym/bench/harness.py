@@ -65,6 +65,8 @@ def compute_reference(cell: Cell, reference) -> dict:
     pred = predictive(post, ds.X_test)
     out = {
         "rhat_pred_max": diag["predictions"]["max_rhat"],
+        "rhat_pred_chainwise_max": diag["predictions"].get("max_chainwise_rhat", float("nan")),
+        "rhat_pred_nested_max": diag["predictions"].get("max_nested_rhat", float("nan")),
         "rhat_params_max": diag["parameters"]["max_rhat"],
         "ess_pred_min": diag["predictions"]["min_ess_bulk"],
         "divergences": diag.get("num_divergences", 0),
@@ -208,19 +210,38 @@ def score_final(f: FittedCell) -> Scores:
     return score_test(f.post, f.ds, f.reference if "agreement" in f.cell.metrics else None), {}
 
 
-def score_mixing(f: FittedCell) -> Scores:
-    """R-hat and ESS of parameters and predictions, wherever there are chains to compare."""
+ESS_DERIVED = ("ess_pred_min", "pred_ess_per_s", "pred_ess_per_grad")  # "not mixed" when the chains are not
+
+
+def mixing_metrics(pred: dict, wall_s: float, grad_evals: float) -> dict:
+    """Prediction R-hat (all chains, chainwise, nested) and the ESS figures -- NaN, with ``mixed`` 0, where the
+    chains have not mixed (prediction R-hat above fit's MIXING_RHAT): an ESS of chains in different modes
+    measures nothing."""
+    from ..fit import MIXING_RHAT
     from ..metrics import ess_rates
 
+    mixed = bool(pred["max_rhat"] <= MIXING_RHAT)
+    metrics = {
+        "rhat_pred_max": pred["max_rhat"],
+        "rhat_pred_chainwise_max": pred.get("max_chainwise_rhat", float("nan")),
+        "rhat_pred_nested_max": pred.get("max_nested_rhat", float("nan")),
+        "mixed": int(mixed),
+        "ess_pred_min": pred["min_ess_bulk"],
+        **{f"pred_{k}": v for k, v in ess_rates(pred["min_ess_bulk"], wall_s, grad_evals).items()},
+    }
+    if not mixed:
+        metrics.update({k: float("nan") for k in ESS_DERIVED})
+    return metrics
+
+
+def score_mixing(f: FittedCell) -> Scores:
+    """R-hat and ESS of parameters and predictions, wherever there are chains to compare."""
     if not (f.chains_with_draws and f.classification):
         return {}, {}
     info = f.post.run_info
     diag = f.post.diagnostics(n_pred=min(CURVE_RHAT_ROWS, len(f.ds.X_train)))
-    pred = diag["predictions"]
     metrics = {
-        "rhat_pred_max": pred["max_rhat"],
-        "ess_pred_min": pred["min_ess_bulk"],
-        **{f"pred_{k}": v for k, v in ess_rates(pred["min_ess_bulk"], info.wall_time_s, info.grad_evals).items()},
+        **mixing_metrics(diag["predictions"], info.wall_time_s, info.grad_evals),
         "rhat_params_max": diag["parameters"]["max_rhat"],
         "divergences": diag.get("num_divergences", 0) or 0,
     }

@@ -53,6 +53,18 @@ def _mean_std(values) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if len(v) > 1 else f"{v.mean():.{digits}f}"
 
 
+NOT_MIXED = "not mixed"
+
+
+def _figure(rs: list[dict], key: str) -> str:
+    """mean ± std over seeds of one metric; "not mixed" for an ESS figure of any seed whose chains had not mixed."""
+    from .harness import ESS_DERIVED
+
+    if key in ESS_DERIVED and any(r["metrics"].get("mixed") == 0 for r in rs):
+        return NOT_MIXED
+    return _mean_std(r["metrics"].get(key) for r in rs)
+
+
 def headline_table(cells: list[dict]) -> str:
     groups = _group(cells)
     present = [(k, label) for k, label, _ in HEADLINE if any(k in c["metrics"] for c in cells)]
@@ -65,7 +77,7 @@ def headline_table(cells: list[dict]) -> str:
     )
     for key in order:
         rs = groups[key]
-        cols = [_mean_std(r["metrics"].get(k) for r in rs) for k, _ in present]
+        cols = [_figure(rs, k) for k, _ in present]
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | {len(rs)} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
@@ -116,9 +128,15 @@ def references_table(store: BenchStore) -> str:
         lines.append(
             f"| {cfg['data']['name']} | {network_label(cfg['network'])} | {cfg['symmetry']} | {o.get('num_chains')} x "
             f"{o.get('num_samples')} | {r['rhat_pred_max']:.3f} | {'yes' if r['flagged'] else 'no'} | "
-            f"{r['ess_pred_min']:.0f} | {r['wall_s']:.0f} |"
+            f"{_reference_ess(r)} | {r['wall_s']:.0f} |"
         )
     return "\n".join(lines)
+
+
+def _reference_ess(r: dict) -> str:
+    from ..fit import MIXING_RHAT
+
+    return NOT_MIXED if r["rhat_pred_max"] > MIXING_RHAT else f"{r['ess_pred_min']:.0f}"
 
 
 def _save(fig, path) -> Path:
@@ -334,8 +352,15 @@ def plot_symmetry(cells: list[dict], path) -> Path | None:
     ax1.set_xticks(xs, [f"{k[2]}\n{k[3]}" for k in keys], fontsize=7)
     ax1.set(ylabel="R-hat (median over parameters)", title="R-hat before and after aligning chains")
     ax1.legend(fontsize=7)
-    ess = [np.nanmean([r["metrics"].get("pred_ess_per_s", np.nan) for r in groups[k]]) for k in keys]
+    unmixed = [_figure(groups[k], "pred_ess_per_s") == NOT_MIXED for k in keys]
+    ess = [
+        np.nan if u else np.nanmean([r["metrics"].get("pred_ess_per_s", np.nan) for r in groups[k]])
+        for k, u in zip(keys, unmixed)
+    ]
     ax2.bar(xs, ess, color=[COLORS.get(k[3], "C7") for k in keys])
+    for x, u in zip(xs, unmixed):
+        if u:  # no bar: the chains had not mixed, so their ESS measures nothing
+            ax2.text(x, 0, NOT_MIXED, rotation=90, ha="center", va="bottom", fontsize=7)
     ax2.set_xticks(xs, [f"{k[2]}\n{k[3]}" for k in keys], fontsize=7)
     ax2.set(ylabel="min ESS (predictions) per second", title="sampling efficiency")
     fig.tight_layout()

@@ -7,7 +7,8 @@ chunked: a run cut at step k is exactly the first k steps of a longer run.
 
 JAX: one compiled chunk of ``capacity`` steps serves every chunk length (the step count is a runtime
 argument of a ``fori_loop``), so checkpoints and adaptive chunk sizes never trigger a recompilation.
-Chains run in parallel over devices (``pmap``), vectorized (``vmap``) or one after another.
+Chains run in parallel over devices (``pmap``; with more chains than devices, in rounds of as many chains as
+there are devices), vectorized (``vmap``) or one after another.
 """
 
 from __future__ import annotations
@@ -37,7 +38,7 @@ def resolve_chain_method(method: str, num_chains: int, runtime: str, platform: s
         )
     if method != "auto":
         return method
-    return "parallel" if n_devices >= num_chains else "sequential"
+    return "parallel" if n_devices > 1 else "sequential"  # more chains than devices: rounds of n_devices
 
 
 def first_rows(data: tuple, batch_size: int | None, n_total: int) -> tuple:
@@ -59,9 +60,12 @@ class JaxRunner:
         self.set_data(data)
         self._init = jax.jit(algo.init)  # one compiled program instead of many eager set-up operations
         chunk = self._chunk_fn()
+        self.groups = [range(num_chains)]  # chains advanced by one call of the chunk (stacked states)
         if chain_method == "parallel":
-            devices = jax.devices(getattr(device, "platform", "cpu"))[:num_chains]
-            self._chunk = jax.pmap(chunk, in_axes=(0, 0, None, None), devices=devices)
+            devices = jax.devices(getattr(device, "platform", "cpu"))
+            size = min(len(devices), num_chains)
+            self.groups = [range(c, min(c + size, num_chains)) for c in range(0, num_chains, size)]
+            self._chunk = jax.pmap(chunk, in_axes=(0, 0, None, None), devices=devices[:size])
         elif chain_method == "vectorized":
             self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)))
         else:
@@ -115,7 +119,11 @@ class JaxRunner:
         states = [self._init(k, s, batch) for k, s in zip(keys, starts)]
         if self.method == "sequential":
             return states, list(keys)
-        return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *states), np.stack(keys)
+
+        def stacked(group):
+            return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *[states[c] for c in group])
+
+        return [stacked(g) for g in self.groups], [np.stack([keys[c] for c in g]) for g in self.groups]
 
     def run(self, states, keys, n: int):
         """Advance every chain ``n`` (<= capacity) steps: (states, keys, info, positions) with info a StepInfo
@@ -131,8 +139,11 @@ class JaxRunner:
                 outs.append(jax.device_get(buf))
             out = jax.tree.map(lambda *xs: np.stack(xs), *outs)
         else:
-            states, keys, buf = self._chunk(states, keys, self.data, n)
-            out = jax.device_get(buf)
+            outs = []
+            for g in range(len(self.groups)):
+                states[g], keys[g], buf = self._chunk(states[g], keys[g], self.data, n)
+                outs.append(jax.device_get(buf))
+            out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
         out = jax.tree.map(lambda a: np.asarray(a)[:, :n], out)
         return states, keys, out["info"], out["position"]
 
@@ -140,8 +151,10 @@ class JaxRunner:
         """Chain ``c``'s state as numpy arrays (what ``draws`` reads)."""
         import jax
 
-        state = states[c] if self.method == "sequential" else jax.tree.map(lambda a: a[c], states)
-        return jax.device_get(state)
+        if self.method == "sequential":
+            return jax.device_get(states[c])
+        g = next(i for i, group in enumerate(self.groups) if c in group)
+        return jax.device_get(jax.tree.map(lambda a: a[c - self.groups[g].start], states[g]))
 
 
 class TorchRunner:

@@ -1,4 +1,5 @@
-"""Stochastic-gradient MCMC: SGLD (Welling & Teh 2011) and SGHMC (Chen et al. 2014) on BlackJAX's kernels.
+"""Stochastic-gradient MCMC: SGLD (Welling & Teh 2011) and SGHMC (Chen et al. 2014) on BlackJAX's kernels, and
+preconditioned SGLD (pSGLD, Li et al. 2016).
 
 Each step draws a mini-batch (the driver), estimates the gradient of the log joint scaled to the full data
 set, and takes one BlackJAX ``sgld`` step (SGHMC: ``num_integration_steps`` friction-damped leapfrog
@@ -20,9 +21,19 @@ moons MLP at 0.936 test accuracy against 0.962-0.964 at 0.3 / (N + 100) (tests/i
 Neither mixes across the functional modes of a neural-net posterior within a default run: fit() then warns
 with the prediction R-hat (see bnn_asym.fit).
 
-State: ``SGMCMCState(position, step)``, the position flattened into one vector (BlackJAX draws noise per
-leaf, and one random call per step compiles far faster than one per parameter array). StepInfo:
-grad_evals (1 for SGLD, the integration steps for SGHMC), finite, step_size.
+pSGLD scales SGLD's step per coordinate by an RMSprop preconditioner G = 1 / (lambda + sqrt(V)), V the running
+mean (decay ``alpha``) of the squared per-row gradient (the full-data gradient / N): position + step x G x
+gradient + N(0, 2 x step x G x temperature). G ~ 1 / |per-row gradient| makes the step size free of the
+gradients' scale in every coordinate; the correction term Gamma of Li et al. is dropped (as they do; it
+vanishes as alpha -> 1). Its default step is 0.02 / (N + 100), a compromise from sweeps of c / (N + 100) with
+the default 1,000 + 1,000 steps: on moons (N=375, 2-16-16-2) c = 0.01-0.03 gave accuracy 0.964-0.966 (0.1:
+0.960); on digits (N=1347, 64-16-16-10) c = 0.003 / 0.01 / 0.03 gave test NLL 0.144 / 0.158 / 0.246 and 0.1
+diverged to chance; on the conjugate regression (N=40) c = 0.01 left the mean 0.53 sd off, c = 0.02 0.23 sd at
+worst (12 runs). None of these chain sets mixed across modes (prediction R-hat 1.12-2.07), and fit says so.
+
+State: ``SGMCMCState(position, step)`` (pSGLD: ``PSGLDState``, with V), the position flattened into one vector
+(BlackJAX draws noise per leaf, and one random call per step compiles far faster than one per parameter array).
+StepInfo: grad_evals (1 for SGLD and pSGLD, the integration steps for SGHMC), finite, step_size.
 """
 
 from __future__ import annotations
@@ -76,6 +87,12 @@ class SGLDOptions:
 class SGHMCOptions(SGLDOptions):
     num_integration_steps: int = field(10, integer(1), "leapfrog steps per transition, on one mini-batch")
     friction: float = field(0.01, number(0.0), "BlackJAX's alpha (momentum is redrawn every step)")
+
+
+@dataclass
+class PSGLDOptions(SGLDOptions):
+    alpha: float = field(0.99, fraction(), "decay of the running mean of squared gradients (RMSprop's)")
+    eps: float = field(1e-5, number(0.0), "lambda: added to sqrt(V) in the preconditioner 1 / (lambda + sqrt(V))")
 
 
 class SGMCMCState(NamedTuple):
@@ -149,6 +166,34 @@ def step(key, state: SGMCMCState, batch, kernel, grad_estimator, sched: Schedule
     return SGMCMCState(flat, state.step + 1), StepInfo(grad_evals, finite=jnp.all(jnp.isfinite(flat)), step_size=eps)
 
 
+class PSGLDState(NamedTuple):
+    position: Any  # flat unconstrained position
+    step: Any  # int32
+    square_avg: Any  # V: running mean of the squared per-row gradient, flat
+
+
+def psgld_init(start: dict, density, flatten) -> PSGLDState:
+    import jax.numpy as jnp
+
+    base = init(start, density, flatten)
+    return PSGLDState(base.position, base.step, jnp.zeros_like(base.position))
+
+
+def psgld_step(key, state: PSGLDState, batch, grad_estimator, sched: Schedule, n_total: int, options):
+    """One preconditioned Langevin step: V updated with this batch's gradient, then the step under G."""
+    import jax
+    import jax.numpy as jnp
+
+    eps, temp = sched.step_size(state.step), sched.temperature(state.step)
+    grad = grad_estimator(state.position, batch)
+    square_avg = options.alpha * state.square_avg + (1 - options.alpha) * jnp.square(grad / n_total)
+    precond = 1.0 / (options.eps + jnp.sqrt(square_avg))
+    noise = jax.random.normal(key, state.position.shape, state.position.dtype)
+    flat = state.position + eps * precond * grad + jnp.sqrt(2 * eps * precond * temp) * noise
+    info = StepInfo(1, finite=jnp.all(jnp.isfinite(flat)), step_size=eps)
+    return PSGLDState(flat, state.step + 1, square_avg), info
+
+
 class SGLD(Engine):
     """Stochastic-gradient Langevin dynamics on mini-batches (BlackJAX), several chains."""
 
@@ -203,13 +248,19 @@ class SGLD(Engine):
         def grad_estimator(flat, batch):
             return jax.grad(lambda f: -density.potential(unravel(f), batch, n_total))(flat)
 
-        kernel, sched = self.kernel(options), schedule(options, self.step_size(options, n_total))
-        per_step = self.grad_evals_per_step(options)
+        sched = schedule(options, self.step_size(options, n_total))
         return Algorithm(
-            lambda key, start, batch: init(start, density, lambda p: ravel_pytree(p)[0]),
-            lambda key, state, batch: step(key, state, batch, kernel, grad_estimator, sched, per_step),
+            lambda key, start, batch: self.init_state(start, density, lambda p: ravel_pytree(p)[0]),
+            self.step_fn(options, grad_estimator, sched, n_total),
             position=lambda state: density.constrain(unravel(state.position)),
         )
+
+    def init_state(self, start, density, flatten):
+        return init(start, density, flatten)
+
+    def step_fn(self, options, grad_estimator, sched: Schedule, n_total: int):
+        kernel, per_step = self.kernel(options), self.grad_evals_per_step(options)
+        return lambda key, state, batch: step(key, state, batch, kernel, grad_estimator, sched, per_step)
 
 
 class SGHMC(SGLD):
@@ -231,3 +282,20 @@ class SGHMC(SGLD):
 
     def grad_evals_per_step(self, options) -> int:
         return options.num_integration_steps
+
+
+class PSGLD(SGLD):
+    """Preconditioned SGLD (RMSprop preconditioner, Li et al. 2016) on mini-batches, several chains."""
+
+    name, Options = "psgld", PSGLDOptions
+    when_to_use = "SGLD for posteriors whose coordinates have very different scales (deep or wide nets)"
+
+    @staticmethod
+    def default_step(n: int) -> float:
+        return 0.02 / (n + 100)
+
+    def init_state(self, start, density, flatten):
+        return psgld_init(start, density, flatten)
+
+    def step_fn(self, options, grad_estimator, sched: Schedule, n_total: int):
+        return lambda key, state, batch: psgld_step(key, state, batch, grad_estimator, sched, n_total, options)

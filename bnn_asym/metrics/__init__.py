@@ -23,7 +23,7 @@ from .calibration import (
     reliability,
     rmse,
 )
-from .convergence import ess_rates, rhat_summary, time_to_target, time_to_within
+from .convergence import chainwise_rhat, ess_rates, nested_rhat, rhat_summary, time_to_target, time_to_within
 from .multimodality import aligned_rhat, chain_barriers, coupon_collector, mode_count, predictive_distances
 
 __all__ = [
@@ -32,6 +32,7 @@ __all__ = [
     "aligned_rhat",
     "brier",
     "chain_barriers",
+    "chainwise_rhat",
     "classification_agreement",
     "classification_metrics",
     "coupon_collector",
@@ -44,6 +45,7 @@ __all__ = [
     "in_between_uncertainty",
     "interval_coverage",
     "mode_count",
+    "nested_rhat",
     "nll",
     "predictive_distances",
     "regression_agreement",

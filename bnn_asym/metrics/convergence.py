@@ -3,9 +3,11 @@
 ``rhat_summary`` reduces rank-normalised split R-hat and bulk/tail ESS over many quantities (the numbers
 ArviZ computes, vectorised over quantities: ArviZ loops over them in Python, which took half a minute on
 a network's parameters and predictions);
-``time_to_target`` reads a convergence curve (a metric at checkpoints, against wall time or gradient
-evaluations) and returns where it first reaches a level; ``ess_rates`` turns ESS into ESS per second and
-per gradient evaluation.
+``chainwise_rhat`` asks whether each chain has converged on its own (DEI-MCMC: R-hat over a chain's pieces,
+blind to chains that sit in different modes), ``nested_rhat`` whether superchains of many short chains agree
+(Margossian et al. 2023); ``time_to_target`` reads a convergence curve (a metric at checkpoints, against wall
+time or gradient evaluations) and returns where it first reaches a level; ``ess_rates`` turns ESS into ESS per
+second and per gradient evaluation.
 """
 
 from __future__ import annotations
@@ -172,6 +174,56 @@ def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
             }
         )
     return out
+
+
+CHAINWISE_SPLITS = 4  # DEI-MCMC's chainwise split R-hat cuts every chain into 4 pieces
+
+
+def chainwise_rhat(values: np.ndarray, splits: int = CHAINWISE_SPLITS) -> np.ndarray:
+    """Rank-normalised R-hat of each chain on its own, its draws cut into ``splits`` consecutive pieces that
+    act as the chains (Sommer et al. 2024): (chain, K) values for (chain, draw, K) input. Near 1 when every chain
+    is stationary where it is, even if chains sit in different modes; compare with ``split_rhat`` over all
+    chains, which is large then."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.ndim != 3 or splits < 2 or values.shape[1] < 2 * splits:
+        raise ValueError(
+            f"chainwise_rhat needs (chain, draw >= {2 * max(splits, 2)}, K) values and splits >= 2; got shape "
+            f"{values.shape}, splits={splits}"
+        )
+    length = values.shape[1] // splits
+    out = []
+    for chain in values:
+        pieces = chain[-splits * length :].reshape(splits, length, -1)  # drop the first draws, not the last
+        out.append(_rank_rhat(pieces, _z_scaled(pieces)))
+    return np.stack(out)
+
+
+def nested_rhat(values: np.ndarray, superchains) -> np.ndarray:
+    """Nested R-hat (Margossian et al. 2023) of every quantity of (chain, draw, K) values; ``superchains`` gives
+    each chain's superchain (e.g. the ensemble member it started from), at least 2 superchains of equal size.
+
+    nR-hat = sqrt(1 + B / W): B the variance between superchain means, W the mean over superchains of the
+    variance between their chains' means plus their chains' mean within-chain variance. Near 1 when the
+    superchains agree, however short each chain is."""
+    values = np.asarray(values, dtype=np.float64)
+    labels = np.asarray(superchains)
+    if values.ndim != 3 or labels.shape != (values.shape[0],):
+        raise ValueError(f"nested_rhat needs (chain, draw, K) values and one superchain per chain; got "
+                         f"{values.shape} and {labels.shape}")  # fmt: skip
+    groups = [values[labels == g] for g in np.unique(labels)]
+    if len(groups) < 2 or len({len(g) for g in groups}) != 1:
+        raise ValueError(f"nested_rhat needs >= 2 superchains of equal size; got sizes {[len(g) for g in groups]}")
+    chains, draws = len(groups[0]), values.shape[1]
+    chain_means = np.stack([g.mean(axis=1) for g in groups])  # (superchain, chain, K)
+    super_means = chain_means.mean(axis=1)
+    between = super_means.var(axis=0, ddof=1)
+    between_chains = chain_means.var(axis=1, ddof=1) if chains > 1 else np.zeros_like(super_means)
+    within_chains = (
+        np.stack([g.var(axis=1, ddof=1).mean(axis=0) for g in groups]) if draws > 1 else np.zeros_like(super_means)
+    )
+    within = (between_chains + within_chains).mean(axis=0)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.sqrt(1 + between / within)
 
 
 def time_to_target(x, y, target: float, higher_is_better: bool = True) -> float | None:

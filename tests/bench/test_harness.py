@@ -8,6 +8,7 @@ import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
 
 from bnn_asym.bench.harness import run_suite
@@ -133,3 +134,28 @@ def test_cli_bench_rejects_bad_suites_and_backends(tmp_path, capsys):
     assert main(["bench", str(bad), "--store", str(tmp_path / "s.sqlite")]) == 2
     assert "engines[0].name: 'vae' is not valid" in capsys.readouterr().err
     assert main(["report", str(tmp_path / "missing.sqlite")]) == 2
+
+
+def test_unmixed_chains_report_no_ess_figure():
+    """Prediction R-hat above 1.1: the ESS figures are stored as NaN with mixed = 0, and the report reads "not mixed"
+    for that engine (a seed that did not mix makes the group's figure "not mixed", not a mean over the others)."""
+    from bnn_asym.bench.harness import mixing_metrics
+    from bnn_asym.bench.report import headline_table
+
+    pred = {"max_rhat": 1.4, "min_ess_bulk": 12.0, "max_chainwise_rhat": 1.01, "max_nested_rhat": 1.5}
+    unmixed = mixing_metrics(pred, wall_s=2.0, grad_evals=1000)
+    assert unmixed["mixed"] == 0 and np.isnan(unmixed["pred_ess_per_s"]) and np.isnan(unmixed["ess_pred_min"])
+    assert unmixed["rhat_pred_chainwise_max"] == 1.01 and unmixed["rhat_pred_nested_max"] == 1.5
+    mixed = mixing_metrics(dict(pred, max_rhat=1.05), wall_s=2.0, grad_evals=1000)
+    assert mixed["mixed"] == 1 and mixed["pred_ess_per_s"] == 6.0
+
+    def cell(engine, seed, metrics):
+        config = {"data": {"name": "moons"}, "network_label": "mlp-2x8", "seed": seed, "symmetry": "standard"}
+        return {"config": {**config, "engine": {"name": engine, "label": engine}}, "metrics": metrics}
+
+    table = headline_table(
+        [cell("sgld", 0, unmixed), cell("sgld", 1, mixed), cell("nuts", 0, mixed), cell("nuts", 1, mixed)]
+    )
+    sgld = next(line for line in table.splitlines() if "| sgld |" in line)
+    nuts = next(line for line in table.splitlines() if "| nuts |" in line)
+    assert "not mixed" in sgld and "not mixed" not in nuts and "6.000" in nuts

@@ -12,7 +12,7 @@ from harness import conjugate_problem, exact_posterior, flat_draws
 import bnn_asym
 from bnn_asym import datasets
 
-EXACT = ("nuts", "hmc", "laplace")  # Laplace on a linear-Gaussian model is the posterior itself
+EXACT = ("nuts", "hmc", "adjusted_mclmc", "laplace")  # Laplace on a linear-Gaussian model is the posterior itself
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning", "ignore:(nuts|hmc). .* divergent")
 
 

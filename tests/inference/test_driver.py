@@ -198,6 +198,18 @@ def test_chain_methods_give_the_same_draws(moons):
         )
 
 
+def test_more_chains_than_devices_run_in_parallel_rounds(moons):
+    """3 chains on 2 devices: "auto" runs them in rounds of 2 (pmap), with the draws of one chain at a time."""
+    import jax
+
+    X, y, net = moons
+    options = dict(engine="sgld", num_warmup=10, num_samples=10, num_chains=3, progress=False)
+    auto = bnn_asym.fit(net, X, y, **options)
+    sequential = bnn_asym.fit(net, X, y, chain_method="sequential", **options)
+    assert len(jax.devices("cpu")) == 2 and auto.run_info.chain_method == "parallel"
+    np.testing.assert_allclose(auto.draws["out.weight"], sequential.draws["out.weight"], rtol=1e-4, atol=1e-5)
+
+
 def test_swag_replaces_a_full_batch_with_a_noisy_one(moons):
     X, y, net = moons
     with pytest.warns(UserWarning, match="no gradient noise.*using batch_size=37"):

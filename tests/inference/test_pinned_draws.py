@@ -59,7 +59,17 @@ CASES = {
     "nuts[pyro]": ("classification", dict(num_warmup=5, num_samples=5, num_chains=1, max_tree_depth=3, backend="pyro")),
     "hmc": ("classification", dict(num_warmup=15, num_samples=10, num_chains=2, num_leapfrog=4)),
     "hmc[pyro]": ("classification", dict(num_warmup=5, num_samples=5, num_chains=1, num_leapfrog=3, backend="pyro")),
+    # 34 tuning steps: all three phases, the third long enough (10 steps) to set L from autocorrelations
+    "mclmc": ("classification", dict(num_warmup=34, num_samples=6, num_chains=2)),
+    "mclmc[regression,no_preconditioning]": (
+        "regression",
+        dict(num_warmup=34, num_samples=6, num_chains=1, diagonal_preconditioning=False),
+    ),
+    "adjusted_mclmc": ("classification", dict(num_warmup=34, num_samples=6, num_chains=2)),
+    "mile": ("classification", dict(num_warmup=34, num_samples=3, thinning=2, num_chains=2)),
+    "mile[adjusted]": ("classification", dict(num_warmup=34, num_samples=6, num_chains=2, adjusted=True)),
     "sgld": ("classification", dict(num_warmup=10, num_samples=20, num_chains=2, batch_size=20, thinning=2)),
+    "psgld": ("classification", dict(num_warmup=10, num_samples=20, num_chains=2, batch_size=20)),
     "sgld[regression,polynomial]": (
         "regression",
         dict(num_warmup=10, num_samples=20, num_chains=1, batch_size=20, schedule="polynomial", decay_steps=5),
@@ -107,7 +117,9 @@ CASES = {
 # NumPyro's NUTS and HMC in float64: a float32 trajectory on another CPU (emulated with XLA's
 # --xla_cpu_max_isa=SSE4_2) had left the pinned one after 25 steps (33x the band); in float64 the
 # rounding differences start 10^9 times smaller.
-FLOAT64 = ("nuts", "nuts[regression]", "hmc", "nuts[init=map]")
+# MCLMC's dynamics are as chaotic, and a flipped accept decision (adjusted) changes the rest of a chain.
+FLOAT64 = ("nuts", "nuts[regression]", "hmc", "nuts[init=map]", "mclmc", "mclmc[regression,no_preconditioning]")
+FLOAT64 += ("adjusted_mclmc", "mile", "mile[adjusted]")
 
 
 def problem(kind: str):

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from bnn_asym.metrics import ess_rates, rhat_summary, time_to_target, time_to_within
+from bnn_asym.metrics import chainwise_rhat, ess_rates, nested_rhat, rhat_summary, time_to_target, time_to_within
 from bnn_asym.metrics.convergence import split_rhat
 
 
@@ -79,3 +79,79 @@ def test_bulk_and_tail_ess_equal_arviz_for_any_autocorrelation(shape, phi):
     np.testing.assert_allclose(
         ess_tail(x), array_stats.ess(moved, chain_axis=-2, draw_axis=-1, method="tail", prob=(0.05, 0.95)), rtol=1e-9
     )
+
+
+# ----- chainwise and nested R-hat --------------------------------------------------------------------------------
+def _rank_rhat_direct(chains: np.ndarray) -> float:
+    """Vehtari et al. (2021) rank-normalised R-hat of (chain, draw) values taken as they are (no split): the larger
+    of the bulk value and the folded one, from scipy's ranks."""
+    from scipy import special, stats
+
+    def rhat(x):
+        z = special.ndtri((stats.rankdata(x, method="average").reshape(x.shape) - 3 / 8) / (x.size + 1 / 4))
+        n = z.shape[1]
+        within, between = z.var(axis=1, ddof=1).mean(), n * z.mean(axis=1).var(ddof=1)
+        return np.sqrt(((n - 1) / n * within + between / n) / within)
+
+    return max(rhat(chains), rhat(np.abs(chains - np.median(chains))))
+
+
+def test_chainwise_rhat_equals_rank_rhat_of_each_chains_pieces():
+    """Each chain on its own: its 4 consecutive pieces (the first draws dropped to make them equal) as the chains
+    of a rank-normalised R-hat, without a further split."""
+    rng = np.random.default_rng(0)
+    values = rng.standard_normal((3, 403, 2)).cumsum(axis=1) * 0.1 + rng.standard_normal((3, 403, 2))
+    got = chainwise_rhat(values)
+    for c in range(3):
+        for k in range(2):
+            assert got[c, k] == pytest.approx(_rank_rhat_direct(values[c, 3:, k].reshape(4, 100)), rel=1e-10)
+
+
+def test_chainwise_rhat_ignores_chains_in_different_modes_that_split_rhat_flags():
+    rng = np.random.default_rng(1)
+    values = rng.standard_normal((4, 800, 3)) + 10 * np.arange(4)[:, None, None]  # every chain i.i.d. at its own mean
+    assert chainwise_rhat(values).max() < 1.02  # 4 pieces of 200 i.i.d. draws: R-hat - 1 ~ 1/200
+    assert split_rhat(values).min() > 2  # rank normalisation bounds it: 2.8 for 4 chains with no overlap
+    stuck = values.copy()
+    stuck[0, 400:] += 5  # chain 0 jumps half-way: not stationary on its own
+    assert chainwise_rhat(stuck)[0].min() > 1.5 and chainwise_rhat(stuck)[1:].max() < 1.02
+
+
+def _nested_rhat_direct(values, labels):
+    """Margossian et al. (2023), eq. 3-5, one quantity at a time, in loops."""
+    out = []
+    for k in range(values.shape[2]):
+        supers = sorted(set(labels))
+        chain_mean = {g: [values[c, :, k].mean() for c in range(len(labels)) if labels[c] == g] for g in supers}
+        super_mean = {g: np.mean(chain_mean[g]) for g in supers}
+        grand = np.mean(list(super_mean.values()))
+        b = sum((super_mean[g] - grand) ** 2 for g in supers) / (len(supers) - 1)
+        w = 0.0
+        for g in supers:
+            members = [c for c in range(len(labels)) if labels[c] == g]
+            bk = sum((m - super_mean[g]) ** 2 for m in chain_mean[g]) / (len(members) - 1) if len(members) > 1 else 0
+            wk = np.mean([values[c, :, k].var(ddof=1) for c in members]) if values.shape[1] > 1 else 0
+            w += (bk + wk) / len(supers)
+        out.append(np.sqrt(1 + b / w))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("chains_per_super, draws", [(3, 10), (1, 50), (4, 1)])
+def test_nested_rhat_equals_the_direct_formula(chains_per_super, draws):
+    rng = np.random.default_rng(2)
+    labels = np.repeat(np.arange(4), chains_per_super)
+    values = rng.standard_normal((len(labels), draws, 3)) + 0.3 * labels[:, None, None]
+    np.testing.assert_allclose(nested_rhat(values, labels), _nested_rhat_direct(values, labels), rtol=1e-12)
+
+
+def test_nested_rhat_is_one_for_iid_superchains_and_large_for_separated_ones():
+    """64 chains of 10 draws in 8 superchains. i.i.d.: B estimates W / 80 (the variance of a mean of 80 draws)
+    with 7 degrees of freedom, so nR-hat - 1 ~ 1/160, and its 99.9% point is below 1.03 (chi-square bound)."""
+    rng = np.random.default_rng(3)
+    labels = np.repeat(np.arange(8), 8)
+    iid = rng.standard_normal((64, 10, 200))
+    assert np.quantile(nested_rhat(iid, labels), 0.5) < 1.01 and nested_rhat(iid, labels).max() < 1.05
+    separated = iid + 3 * labels[:, None, None]
+    assert nested_rhat(separated, labels).min() > 3
+    with pytest.raises(ValueError, match="superchains of equal size"):
+        nested_rhat(iid[:5], np.array([0, 0, 0, 1, 1]))
