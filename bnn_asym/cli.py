@@ -154,6 +154,39 @@ def _cmd_phenomenon(args) -> int:
     return _print_report(report, paths, args.store)
 
 
+def _cmd_reference(args) -> int:
+    from .bench.suites import load_suite, network_label
+    from .validate import integer
+
+    suite = load_suite(args.suite)
+    integer(0).check(args.extend, "--extend")
+    if not args.check:
+        from . import set_cpu_devices
+
+        set_cpu_devices(2)
+    from .bench.harness import suite_references
+    from .bench.store import BenchStore
+
+    log = lambda m: print(m, file=sys.stderr)  # noqa: E731
+    rows = suite_references(suite, BenchStore(args.store), args.extend, args.check, not args.no_progress, log)
+    bad = 0
+    for cfg, ref in rows:
+        where = f"{cfg['data']['name']} {network_label(cfg['network'])} {cfg['symmetry']}"
+        if ref is None:
+            bad += 1
+            print(f"{where}: missing")
+            continue
+        bad += bool(ref["flagged"])
+        state = "flagged" if ref["flagged"] else "passed"
+        print(
+            f"{where}: {state}, max prediction R-hat {ref['rhat_pred_max']:.3f} (threshold {ref['threshold']}), "
+            f"chainwise {ref.get('rhat_pred_chainwise_max', float('nan')):.3f}, nested "
+            f"{ref.get('rhat_pred_nested_max', float('nan')):.3f}, {ref.get('rounds', 1)} round(s), "
+            f"{ref['wall_s']:.0f} s"
+        )
+    return 1 if bad else 0
+
+
 def _cmd_bench(args) -> int:
     from .bench.suites import load_suite
 
@@ -355,6 +388,21 @@ def _add_bench_parsers(sub) -> None:
     )
     b.add_argument("--no-progress", action="store_true", help="no progress bars")
     b.set_defaults(func=_cmd_bench)
+
+    ref = _subparser(
+        sub,
+        "reference",
+        "compute, extend or check the reference posteriors of a suite alone (exit status 1 while one is missing or "
+        "flagged)",
+    )
+    ref.add_argument("suite", help=f"a built-in suite ({', '.join(builtin_suites())}) or a TOML/YAML file")
+    ref.add_argument("--store", default="runs/bench.sqlite", help="SQLite store the references live in")
+    ref.add_argument("--check", action="store_true", help="compute nothing: list the references and their state")
+    ref.add_argument(
+        "--extend", type=int, default=0, metavar="N", help="recompute flagged references with N more rounds"
+    )
+    ref.add_argument("--no-progress", action="store_true", help="no progress bars")
+    ref.set_defaults(func=_cmd_reference)
 
     r = _subparser(sub, "report", "write the Markdown + PNG report of a benchmark store")
     r.add_argument("store", help="a store written by bnn-asym bench")

@@ -282,8 +282,9 @@ class Posterior:
                 d["min_ess_bulk_per_s"] = d["parameters"]["min_ess_bulk"] / wall
         return d
 
-    def prediction_convergence(self, n_pred: int = 100, superchains=None) -> dict | None:
-        """Convergence of the predictions at up to ``n_pred`` training inputs (class probabilities; network
+    def prediction_convergence(self, n_pred: int = 100, superchains=None, X=None) -> dict | None:
+        """Convergence of the predictions at up to ``n_pred`` training inputs, or at the rows of ``X`` (all of
+        them) where given (class probabilities; network
         outputs for regression) -- the summary that parameter symmetries cannot distort: rank-normalised split
         R-hat and bulk / tail ESS over all chains (``rhat_summary``), ``max_chainwise_rhat`` (every chain on its
         own, in 4 pieces: has each chain converged where it is?) and ``max_nested_rhat`` (superchains: chains
@@ -292,9 +293,10 @@ class Posterior:
         superchains make it undefined."""
         from .metrics.convergence import CHAINWISE_SPLITS, chainwise_rhat, nested_rhat, rhat_summary
 
-        if self.n_chains < 2 or self.n_draws < 4 or self.X_train is None:
+        inputs = X if X is not None else (None if self.X_train is None else self.X_train[:n_pred])
+        if self.n_chains < 2 or self.n_draws < 4 or inputs is None:
             return None
-        out = self.outputs(self.X_train[:n_pred])
+        out = self.outputs(inputs)
         if self.model.task == "classification":
             out = class_probabilities(out, self.model.likelihood.name)
         values = out.reshape(self.n_chains, self.n_draws, -1)

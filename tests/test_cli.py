@@ -49,6 +49,27 @@ def test_a_report_without_out_goes_beside_its_store(tmp_path, monkeypatch):
     assert (tmp_path / "runs" / "s_report" / "bench_s.md").exists() and not (tmp_path / "benchmarks").exists()
 
 
+def test_reference_command_computes_checks_and_extends(tmp_path, capsys):
+    """``bnn-asym reference``: --check lists a missing reference (exit 1); a run computes it (10 + 10 NUTS steps:
+    flagged, exit 1); --extend 1 recomputes it with one more round in place of the stored one."""
+    suite = tmp_path / "s.toml"
+    suite.write_text(
+        'name = "s"\nsymmetries = ["w_asym"]\n[[data]]\nname = "moons"\nn_samples = 80\n[[networks]]\ndepth = 2\n'
+        'width = 4\n[[engines]]\nname = "map"\noptions = { num_steps = 20 }\n[reference]\nengine = "nuts"\n'
+        "max_rounds = 1\noptions = { num_warmup = 10, num_samples = 10, num_chains = 2 }\n"
+    )
+    store = str(tmp_path / "s.sqlite")
+    assert main(["reference", str(suite), "--store", store, "--check"]) == 1
+    assert "moons mlp-2x4 w_asym: missing" in capsys.readouterr().out
+    assert main(["reference", str(suite), "--store", store, "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "w_asym: flagged, max prediction R-hat" in out and "1 round(s)" in out
+    assert main(["reference", str(suite), "--store", store, "--extend", "1", "--no-progress"]) == 1
+    out = capsys.readouterr().out
+    assert "2 round(s)" in out and out.count("moons mlp-2x4 w_asym") == 1
+    assert main(["reference", str(suite), "--store", store, "--extend", "-1"]) == 2
+
+
 def test_fit_standardises_regression_targets(capsys):
     """bnn-asym fit on diabetes (targets 25-346) reports the NLL of a fit on standardised targets (converted to
     the targets' units), within 10%: measured equal to 1e-3 with mfvi."""

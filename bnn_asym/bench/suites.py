@@ -2,7 +2,7 @@
 
 A suite crosses engines x symmetries x networks x data sets x seeds into *cells*; each cell fits one
 engine to one BNN and scores it (metrics.py) against the reference posterior of its (data, network,
-prior) -- a long NUTS run computed once and reused (reference.py). Keys, with their defaults:
+prior) -- a long run of an exact sampler, computed once and reused. Keys, with their defaults:
 
     name = "quick"                    # required
     description = "..."               # shown in reports
@@ -23,8 +23,12 @@ prior) -- a long NUTS run computed once and reused (reference.py). Keys, with th
     prior_scale = 1.4142              # Prior("fan_in", prior_scale); default sqrt(2), the Kaiming init's scale
 
     [reference]                       # optional: without it, agreement metrics are skipped
-    engine = "nuts"; seed = 1000; rhat_threshold = 1.01
-    options = { num_warmup = 500, num_samples = 1000, num_chains = 4 }
+    engine = "nuts"                   # "nuts", "hmc" or "adjusted_mclmc" (exact samplers)
+    seed = 1000; rhat_threshold = 1.01
+    init = "ensemble"                 # chains start from ensemble members ("ensemble"), a MAP ("map") or the init
+    max_rounds = 3                    # until max prediction R-hat (test set) <= rhat_threshold: rerun from the
+                                      # last draws with 2x warmup and samples, at most this many runs
+    options = { num_warmup = 500, num_samples = 500, num_chains = 8 }
 
     [[engines]]                       # one or more
     name = "mfvi"                     # a bnn_asym engine
@@ -105,10 +109,17 @@ class EngineSpec:
 
 @dataclass(frozen=True)
 class ReferenceSpec:
+    """A reference posterior: ``engine`` (an exact sampler) with ``options``, its chains started by ``init``
+    ("ensemble": one MAP member per chain, DEI-MCMC's start; "map"; "network": the network's init), and
+    extended until it passes: while its max prediction R-hat exceeds ``rhat_threshold``, up to ``max_rounds``
+    runs, each from the last one's final draws with twice its warmup and samples (the previous run is burn-in)."""
+
     engine: str = "nuts"
-    options: tuple = (("num_chains", 4), ("num_samples", 1000), ("num_warmup", 500))
+    options: tuple = (("num_chains", 8), ("num_samples", 500), ("num_warmup", 500))
     seed: int = 1000
     rhat_threshold: float = 1.01
+    init: str = "ensemble"
+    max_rounds: int = 3
 
 
 @dataclass(frozen=True)
@@ -159,7 +170,12 @@ class Cell:
             "data": dataclasses.asdict(self.data),
             "network": dataclasses.asdict(self.network),
             "symmetry": self.symmetry,
-            "reference": {"engine": reference.engine, "options": dict(reference.options), "seed": reference.seed},
+            "reference": {
+                "engine": reference.engine,
+                "options": dict(reference.options),
+                "seed": reference.seed,
+                "init": reference.init,
+            },  # not max_rounds: more rounds estimate the same posterior (``bnn-asym reference --extend``)
         }
 
 
@@ -288,11 +304,15 @@ def _engine(where: _Where, path: str, t: dict) -> EngineSpec:
     )
 
 
+REFERENCE_ENGINES = ("nuts", "hmc", "adjusted_mclmc")  # exact samplers
+REFERENCE_INITS = ("ensemble", "map", "network")
+
+
 def _reference(where: _Where, path: str, t: dict) -> ReferenceSpec:
     from ..inference import get_engine
 
-    _checked(check_keys, t, where(path), ("engine", "options", "seed", "rhat_threshold"))
-    engine = _checked(one_of("nuts", "hmc").check, t.get("engine", "nuts"), where(f"{path}.engine"))
+    _checked(check_keys, t, where(path), ("engine", "options", "seed", "rhat_threshold", "init", "max_rounds"))
+    engine = _checked(one_of(*REFERENCE_ENGINES).check, t.get("engine", "nuts"), where(f"{path}.engine"))
     options = _sorted_items(where, f"{path}.options", t.get("options", dict(ReferenceSpec.options)))
     try:
         opts = get_engine(engine).make_options(dict(options))
@@ -305,6 +325,8 @@ def _reference(where: _Where, path: str, t: dict) -> ReferenceSpec:
         options,
         _checked(integer(0).check, t.get("seed", 1000), where(f"{path}.seed")),
         _checked(number(1.0).check, t.get("rhat_threshold", 1.01), where(f"{path}.rhat_threshold")),
+        _checked(one_of(*REFERENCE_INITS).check, t.get("init", ReferenceSpec.init), where(f"{path}.init")),
+        _checked(integer(1).check, t.get("max_rounds", ReferenceSpec.max_rounds), where(f"{path}.max_rounds")),
     )
 
 

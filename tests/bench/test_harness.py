@@ -22,7 +22,11 @@ TRIMMED = {
     "seeds": [0],
     "data": [{"name": "moons", "n_samples": 160}],
     "networks": [{"family": "mlp", "depth": 2, "width": 8}],
-    "reference": {"engine": "nuts", "options": {"num_warmup": 150, "num_samples": 150, "num_chains": 2}},
+    "reference": {
+        "engine": "nuts",
+        "max_rounds": 1,
+        "options": {"num_warmup": 150, "num_samples": 150, "num_chains": 2},
+    },
     "engines": [
         {"name": "nuts", "options": {"num_warmup": 60, "num_samples": 60, "num_chains": 2}},
         {"name": "mfvi", "options": {"num_steps": 300, "lr": 0.02}},
@@ -159,3 +163,32 @@ def test_unmixed_chains_report_no_ess_figure():
     sgld = next(line for line in table.splitlines() if "| sgld |" in line)
     nuts = next(line for line in table.splitlines() if "| nuts |" in line)
     assert "not mixed" in sgld and "not mixed" not in nuts and "6.000" in nuts
+
+
+@pytest.mark.parametrize("threshold, rounds", [(1.001, 2), (100.0, 1)])
+def test_a_reference_is_extended_until_it_passes_or_its_rounds_end(tmp_path, threshold, rounds):
+    """10 + 10 NUTS steps cannot reach R-hat 1.001: the reference runs a second round from the first one's last
+    draws with twice the warmup and samples, and stays flagged; a threshold of 100 passes after one round."""
+    suite = parse_suite(
+        {
+            **TRIMMED,
+            "symmetries": ["w_asym"],
+            "engines": [{"name": "map", "options": {"num_steps": 50}}],
+            "reference": {
+                "engine": "nuts",
+                "init": "ensemble",
+                "max_rounds": 2,
+                "rhat_threshold": threshold,
+                "options": {"num_warmup": 10, "num_samples": 10, "num_chains": 2},
+            },
+        }
+    )
+    store = BenchStore(tmp_path / "b.sqlite")
+    run_suite(suite, store, progress=False)
+    ((cfg, ref),) = store.references()
+    assert cfg["reference"]["init"] == "ensemble" and ref["rounds"] == rounds
+    assert ref["final_options"]["num_samples"] == 10 * 2 ** (rounds - 1) and ref["grad_evals"] > 0
+    assert ref["flagged"] == (ref["rhat_pred_max"] > threshold) and ref["flagged"] == (rounds == 2)
+    assert ref["rhat_pred_nested_max"] >= 1 and np.isfinite(ref["rhat_pred_chainwise_max"])  # nested: sqrt(1 + B / W)
+    md = write_report(store, tmp_path / "report")[0].read_text()
+    assert "| nuts, ensemble | 2 x " in md and "Pass rule" in md
