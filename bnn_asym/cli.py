@@ -359,8 +359,15 @@ def _add_fit_parser(sub) -> None:
     f.set_defaults(func=_cmd_fit)
 
 
-def _add_bench_parsers(sub) -> None:
+def _add_suite_arguments(parser, store_help: str) -> None:
+    """The suite and store arguments that bench and reference share."""
     from .bench.suites import builtin_suites
+
+    parser.add_argument("suite", help=f"a built-in suite ({', '.join(builtin_suites())}) or a TOML/YAML file")
+    parser.add_argument("--store", default="runs/bench.sqlite", help=store_help)
+
+
+def _add_bench_parsers(sub) -> None:
     from .nets.spec import INIT_SCHEMES
 
     b = _subparser(
@@ -369,8 +376,7 @@ def _add_bench_parsers(sub) -> None:
         "run a benchmark suite: every engine x symmetry x network x data x seed, "
         "scored against reference posteriors; resumable",
     )
-    b.add_argument("suite", help=f"a built-in suite ({', '.join(builtin_suites())}) or a TOML/YAML file")
-    b.add_argument("--store", default="runs/bench.sqlite", help="SQLite store of finished cells (for resuming)")
+    _add_suite_arguments(b, "SQLite store of finished cells (for resuming)")
     b.add_argument(
         "--backend",
         default="inprocess",
@@ -395,8 +401,7 @@ def _add_bench_parsers(sub) -> None:
         "compute, extend or check the reference posteriors of a suite alone (exit status 1 while one is missing or "
         "flagged)",
     )
-    ref.add_argument("suite", help=f"a built-in suite ({', '.join(builtin_suites())}) or a TOML/YAML file")
-    ref.add_argument("--store", default="runs/bench.sqlite", help="SQLite store the references live in")
+    _add_suite_arguments(ref, "SQLite store the references live in")
     ref.add_argument("--check", action="store_true", help="compute nothing: list the references and their state")
     ref.add_argument(
         "--extend", type=int, default=0, metavar="N", help="recompute flagged references with N more rounds"
