@@ -288,23 +288,35 @@ def score_agreement(f: FittedCell) -> Scores:
 
 
 def score_convergence(f: FittedCell) -> Scores:
-    """Wall time and gradient evaluations until the agreement target and until NLL is within 5% of its end."""
-    from ..metrics import time_to_target, time_to_within
+    """Wall time and gradient evaluations until the agreement target, until test NLL is within 5% of the
+    reference's (classification), and until NLL stays within 5% of its end. Warm starts count: their wall time
+    and gradients (a MILE or DEI-MCMC ensemble) are added to every checkpoint's."""
+    from ..metrics import nll, time_to_target, time_to_within
 
     by: dict[str, list] = {}
     for c in f.curves:
         by.setdefault(c["curve"], []).append(c)
+    extra = f.post.run_info.extra
+    offset = {"wall_s": extra.get("init_wall_time_s", 0.0), "grad_evals": extra.get("init_grad_evals", 0)}
+
+    def axis_of(curve, axis):
+        return [c[axis] + offset[axis] for c in by[curve]]
+
     metrics = {}
+    targets = []
     if "agreement" in by:
-        values = [c["value"] for c in by["agreement"]]
-        for name, axis in (("time_to_agreement_s", "wall_s"), ("grads_to_agreement", "grad_evals")):
-            metrics[name] = _none_to_nan(
-                time_to_target([c[axis] for c in by["agreement"]], values, f.cell.agreement_target)
-            )
+        targets += [("agreement", f.cell.agreement_target, True, ("time_to_agreement_s", "grads_to_agreement"))]
+    if by.get("nll") and f.reference is not None and "probs" in f.reference:
+        level = 1.05 * nll(np.asarray(f.reference["probs"]), f.ds.y_test)
+        targets += [("nll", level, False, ("time_to_ref_nll_5pct_s", "grads_to_ref_nll_5pct"))]
+    for curve, level, higher, names in targets:
+        values = [c["value"] for c in by[curve]]
+        for name, axis in zip(names, ("wall_s", "grad_evals")):
+            metrics[name] = _none_to_nan(time_to_target(axis_of(curve, axis), values, level, higher))
     if by.get("nll"):
         values = [c["value"] for c in by["nll"]]
         for name, axis in (("time_to_nll_5pct_s", "wall_s"), ("grads_to_nll_5pct", "grad_evals")):
-            metrics[name] = _none_to_nan(time_to_within([c[axis] for c in by["nll"]], values, 0.05))
+            metrics[name] = _none_to_nan(time_to_within(axis_of("nll", axis), values, 0.05))
     return metrics, {}
 
 

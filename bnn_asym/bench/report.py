@@ -82,6 +82,36 @@ def headline_table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
+TIME_TO_TARGET = [
+    ("time_to_agreement_s", "s to 95% agreement"),
+    ("grads_to_agreement", "gradients to 95% agreement"),
+    ("time_to_ref_nll_5pct_s", "s to NLL within 5% of the reference"),
+    ("grads_to_ref_nll_5pct", "gradients to NLL within 5%"),
+]
+
+
+def time_to_target_table(cells: list[dict]) -> str:
+    """Seconds and gradient evaluations (warm starts included) to agreement with the reference and to its NLL;
+    "never" where no seed got there within its run."""
+    rows = [c for c in cells if any(k in c["metrics"] for k, _ in TIME_TO_TARGET)]
+    if not rows:
+        return ""
+    groups = _group(rows)
+    lines = [
+        "| data | network | engine | symmetry | " + " | ".join(label for _, label in TIME_TO_TARGET) + " |",
+        "|" + "---|" * (4 + len(TIME_TO_TARGET)),
+    ]
+    for key in sorted(groups, key=lambda k: (k[0], k[1], k[3], k[2])):
+        rs = groups[key]
+        cols = []
+        for k, _ in TIME_TO_TARGET:
+            values = [r["metrics"].get(k) for r in rs if k in r["metrics"]]
+            reached = [v for v in values if v is not None and np.isfinite(v)]
+            cols.append("never" if values and not reached else _mean_std(values))
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def symmetry_table(cells: list[dict]) -> str:
     """MCMC and multimodality: parameter R-hat before/after alignment, prediction R-hat, modes, barriers."""
     rows = [c for c in cells if "rhat_params_unaligned_max" in c["metrics"] or "modes" in c["metrics"]]
@@ -407,6 +437,9 @@ def write_report(
         "",
         headline_table(cells),
     ]
+    ttt = time_to_target_table(cells)
+    if ttt:
+        parts += ["", "## Time to target (warm starts included)", "", ttt]
     sym = symmetry_table(cells)
     if sym:
         parts += ["", "## Symmetry and multimodality", "", sym]

@@ -51,10 +51,14 @@ def test_trimmed_quick_suite_end_to_end(tmp_path):
         assert len(curves["agreement"]) >= 5 and curves["nll"][-1][0] >= curves["nll"][0][0]
     nuts = [c for c in cells if c["config"]["engine"]["name"] == "nuts"]
     assert all({"rhat_pred_max", "modes", "rhat_params_aligned_max", "barrier_mean"} <= set(c["metrics"]) for c in nuts)
+    assert all(
+        {"grads_to_agreement", "grads_to_ref_nll_5pct", "time_to_ref_nll_5pct_s"} <= set(c["metrics"]) for c in cells
+    )
     assert run_suite(suite, store, progress=False)["computed"] == 0  # everything comes from the store now
     paths = write_report(store, tmp_path / "report", machine="test machine")
     md = paths[0].read_text()
     assert "| moons | mlp-2x8 | nuts | w_asym |" in md and "test machine" in md and "Reference posteriors" in md
+    assert "## Time to target (warm starts included)" in md
     assert any(p.suffix == ".png" and p.stat().st_size > 1000 for p in paths)
     names = {p.name for p in paths}
     assert {"bench_all_reference.png", "bench_all_convergence.png", "bench_all_reliability.png"} <= names
@@ -192,3 +196,19 @@ def test_a_reference_is_extended_until_it_passes_or_its_rounds_end(tmp_path, thr
     assert ref["rhat_pred_nested_max"] >= 1 and np.isfinite(ref["rhat_pred_chainwise_max"])  # nested: sqrt(1 + B / W)
     md = write_report(store, tmp_path / "report")[0].read_text()
     assert "| nuts, ensemble | 2 x " in md and "Pass rule" in md
+
+
+def test_time_to_target_table_says_never_where_no_seed_got_there():
+    from bnn_asym.bench.report import time_to_target_table
+
+    def cell(engine, seed, seconds):
+        config = {"data": {"name": "moons"}, "network_label": "mlp-2x8", "seed": seed, "symmetry": "w_asym"}
+        metrics = {"time_to_agreement_s": seconds, "grads_to_agreement": 10 * seconds}
+        return {"config": {**config, "engine": {"name": engine, "label": engine}}, "metrics": metrics}
+
+    nan = float("nan")
+    table = time_to_target_table(
+        [cell("sgld", 0, nan), cell("sgld", 1, nan), cell("nuts", 0, 2.0), cell("nuts", 1, 4.0)]
+    )
+    assert "| moons | mlp-2x8 | sgld | w_asym | never | never |" in table
+    assert "| moons | mlp-2x8 | nuts | w_asym | 3.000 ± 1.414 | 30.000 ± 14.142 |" in table
