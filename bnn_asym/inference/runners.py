@@ -65,7 +65,11 @@ class JaxRunner:
             devices = jax.devices(getattr(device, "platform", "cpu"))
             size = min(len(devices), num_chains)
             self.groups = [range(c, min(c + size, num_chains)) for c in range(0, num_chains, size)]
-            self._chunk = jax.pmap(chunk, in_axes=(0, 0, None, None), devices=devices[:size])
+            # one pmap per group size, each over exactly as many devices as it has chains (a last, smaller
+            # round must not run a program built for more devices than it maps over)
+            self._rounds = {
+                len(g): jax.pmap(chunk, in_axes=(0, 0, None, None), devices=devices[: len(g)]) for g in self.groups
+            }
         elif chain_method == "vectorized":
             self._chunk = jax.jit(jax.vmap(chunk, in_axes=(0, 0, None, None)))
         else:
@@ -140,8 +144,9 @@ class JaxRunner:
             out = jax.tree.map(lambda *xs: np.stack(xs), *outs)
         else:
             outs = []
-            for g in range(len(self.groups)):
-                states[g], keys[g], buf = self._chunk(states[g], keys[g], self.data, n)
+            for g, group in enumerate(self.groups):
+                step = self._chunk if self.method == "vectorized" else self._rounds[len(group)]
+                states[g], keys[g], buf = step(states[g], keys[g], self.data, n)
                 outs.append(jax.device_get(buf))
             out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
         out = jax.tree.map(lambda a: np.asarray(a)[:, :n], out)
