@@ -41,6 +41,22 @@ def resolve_chain_method(method: str, num_chains: int, runtime: str, platform: s
     return "parallel" if n_devices > 1 else "sequential"  # more chains than devices: rounds of n_devices
 
 
+def _no_persistent_cache(active: bool):
+    """Keep pmap programs out of JAX's persistent compilation cache (for this thread, while they compile).
+
+    With JAX 0.10.2 on CPU, serialising or deserialising multi-device (pmap) executables for that cache
+    aborted the whole process ("Fatal Python error: Aborted" in ``executable.serialize()`` and in
+    ``deserialize``): twice in each of two fresh-clone CI runs, always while compiling a pmap chunk of chains.
+    They now compile in every new process instead (seconds). ``jax_persistent_cache_min_compile_time_secs``
+    is a thread-local JAX config state, so the user's own programs are unaffected."""
+    import contextlib
+
+    from jax._src import config as jax_config
+
+    state = getattr(jax_config, "persistent_cache_min_compile_time_secs", None)
+    return state(float("inf")) if active and state is not None else contextlib.nullcontext()
+
+
 def first_rows(data: tuple, batch_size: int | None, n_total: int) -> tuple:
     """The batch an engine's ``init`` sees: the first ``batch_size`` rows (all rows without mini-batches)."""
     return data if batch_size is None or batch_size >= n_total else tuple(a[:batch_size] for a in data)
@@ -146,7 +162,8 @@ class JaxRunner:
             outs = []
             for g, group in enumerate(self.groups):
                 step = self._chunk if self.method == "vectorized" else self._rounds[len(group)]
-                states[g], keys[g], buf = step(states[g], keys[g], self.data, n)
+                with _no_persistent_cache(self.method == "parallel"):
+                    states[g], keys[g], buf = step(states[g], keys[g], self.data, n)
                 outs.append(jax.device_get(buf))
             out = jax.tree.map(lambda *xs: np.concatenate(xs), *outs)
         out = jax.tree.map(lambda a: np.asarray(a)[:, :n], out)
