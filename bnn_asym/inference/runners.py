@@ -143,7 +143,14 @@ class JaxRunner:
         def stacked(group):
             return jax.tree.map(lambda *xs: np.stack([np.asarray(x) for x in xs]), *[states[c] for c in group])
 
-        return [stacked(g) for g in self.groups], [np.stack([keys[c] for c in g]) for g in self.groups]
+        out = [(stacked(g), np.stack([keys[c] for c in g])) for g in self.groups]
+        if self.method == "parallel":
+            # placed on the devices as pmap places its outputs, so the chunk sees the same input placement on
+            # its first call as on every later one, and compiles once instead of twice
+            devices = jax.devices(getattr(self.device, "platform", "cpu"))
+            with _no_persistent_cache(True):
+                out = [jax.pmap(lambda s, k: (s, k), devices=devices[: len(g)])(*o) for g, o in zip(self.groups, out)]
+        return [o[0] for o in out], [o[1] for o in out]
 
     def run(self, states, keys, n: int):
         """Advance every chain ``n`` (<= capacity) steps: (states, keys, info, positions) with info a StepInfo
