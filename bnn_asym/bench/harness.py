@@ -75,11 +75,14 @@ def compute_reference(cell: Cell, reference) -> dict:
         if round_ < reference.max_rounds:  # the next run starts where this one ended, twice as long
             init = post
             options = {**options, "num_warmup": 2 * options["num_warmup"], "num_samples": 2 * options["num_samples"]}
-    diag = post.diagnostics()
+    from ..metrics import rhat_summary
+
+    params = np.concatenate([v.reshape(post.n_chains, post.n_draws, -1) for v in post.draws.values()], -1)
+    diverging = post.sample_stats.get("diverging")
     out = {
         **test,
-        "rhat_params_max": diag["parameters"]["max_rhat"],
-        "divergences": diag.get("num_divergences", 0),
+        "rhat_params_max": rhat_summary(params, ess=False)["max_rhat"],  # what diagnostics() reports, alone
+        "divergences": 0 if diverging is None else int(diverging.sum()),
         "wall_s": wall,
         "grad_evals": grads,
         "threshold": reference.rhat_threshold,
