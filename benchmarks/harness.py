@@ -19,10 +19,15 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import os
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+# the persistent compilation cache is opt-in in the library: on here, for this process and its joblib workers,
+# so both sides of every comparison run warm programs
+os.environ.setdefault("BNN_ASYM_JAX_CACHE", "on")
 
 RESULTS = Path(__file__).parent / "results"
 

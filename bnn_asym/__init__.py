@@ -9,7 +9,7 @@ Importing bnn_asym loads neither JAX nor torch: they are imported where first ne
 
 from .fit import ENGINES, fit
 from .inference.catalog import engine_options
-from .jax_setup import configure_compilation_cache
+from .jax_setup import configure_compilation_cache, release_compiled_programs
 from .models import BayesianModel, Likelihood, Prior
 from .nets import CNN, MLP, SYMMETRIES, ResNet, spec_from_dict, spec_from_json
 from .posterior import Posterior, load
@@ -40,6 +40,7 @@ __all__ = [
     "engine_options",
     "fit",
     "load",
+    "release_compiled_programs",
     "set_cpu_devices",
     "spec_from_dict",
     "spec_from_json",

@@ -214,11 +214,11 @@ def fit(
     budget: stop early -- a dict with any of ``steps`` (per chain), ``grad_evals``, ``seconds``.
     weights: per-row likelihood weights (sample weights, >= 0; 0 drops a row); laplace takes 0 or 1 only.
     The same seed gives the same draws. fit leaves numpy's, Python's and torch's global random state, the
-    Pyro parameter store and JAX's configuration as it found them (bar the compilation cache, set up once:
-    see ``bnn_asym.jax_setup``).
+    Pyro parameter store and JAX's configuration as it found them (bar the opt-in compilation cache, set up
+    once when ``$BNN_ASYM_JAX_CACHE`` asks for it: see ``bnn_asym.jax_setup``).
     """
     from .inference.driver import Budget, CheckpointPlan
-    from .jax_setup import ensure_compilation_cache
+    from .jax_setup import ensure_compilation_cache, warn_if_near_memory_map_limit
 
     engine_cls = get_engine(engine)
     if not isinstance(net_or_model, (BayesianModel, NetSpec)):
@@ -260,6 +260,7 @@ def fit(
     if device_name == "gpu" and backend == "pyro":
         raise ValueError("backend='pyro' runs on the CPU in bnn_asym; use backend='numpyro' for device='gpu'")
     ensure_compilation_cache()
+    warn_if_near_memory_map_limit()
     import jax
 
     with jax.default_device(jax_device):

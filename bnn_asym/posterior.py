@@ -69,6 +69,11 @@ def _jax_functions(model: BayesianModel) -> dict:
     }
 
 
+def forget_compiled_functions() -> None:
+    """Drop the jitted per-draw functions of every model (``bnn_asym.release_compiled_programs``)."""
+    _jax_functions.cache_clear()
+
+
 def _draw_bucket(n: int, draw_chunk: int) -> int:
     """Draws a chunk of ``n`` is padded to: a power of two up to ``draw_chunk``, so any number of draws
     runs through a handful of compiled shapes (checkpoints hold a different number of draws each)."""

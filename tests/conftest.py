@@ -22,6 +22,15 @@ torch.set_num_threads(1)
 SEED_SHIFT = int(os.environ.get("BNN_ASYM_TEST_SEED_SHIFT", "0"))
 
 
+@pytest.fixture(autouse=True)
+def _release_compiled_programs_near_the_map_limit():
+    """A test worker fits a thousand different models; XLA's compiled kernels hold memory maps, and at Linux's
+    limit the next compilation crashes the worker (bnn_asym.jax_setup). Free them when past half the limit."""
+    yield
+    if bnn_asym.jax_setup.near_memory_map_limit(0.5):
+        bnn_asym.release_compiled_programs()
+
+
 @pytest.fixture
 def seed_shift() -> int:
     return SEED_SHIFT

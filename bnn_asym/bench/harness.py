@@ -387,6 +387,7 @@ def run_cell(cell: Cell, reference: dict | None = None, posterior_path: str | No
     if posterior_path:
         fitted.post.save(posterior_path)
     info = fitted.post.run_info
+    _release_programs_near_the_map_limit()
     return {
         "metrics": metrics,
         "curves": fitted.curves,
@@ -399,6 +400,15 @@ def run_cell(cell: Cell, reference: dict | None = None, posterior_path: str | No
             "network": fitted.model.net.family,
         },
     }
+
+
+def _release_programs_near_the_map_limit() -> None:
+    """A worker that fits many cells accumulates compiled programs, whose kernels hold memory maps; past half of
+    Linux's limit they are freed (the next cells compile again) before a compilation can crash the worker."""
+    from ..jax_setup import near_memory_map_limit, release_compiled_programs
+
+    if near_memory_map_limit(0.5):
+        release_compiled_programs()
 
 
 def _none_to_nan(v):

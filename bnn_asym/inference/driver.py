@@ -65,6 +65,11 @@ class _LRU:
 _COMPILED = _LRU(16)
 
 
+def forget_compiled_runners() -> None:
+    """Drop the compiled runners of recent fits (``bnn_asym.release_compiled_programs``)."""
+    _COMPILED.items.clear()
+
+
 # ----- what the caller asks for ------------------------------------------------------------------------
 @dataclass(frozen=True)
 class CheckpointPlan:

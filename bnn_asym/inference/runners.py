@@ -183,7 +183,10 @@ class JaxRunner:
         if self.method == "sequential":
             return jax.device_get(states[c])
         g = next(i for i, group in enumerate(self.groups) if c in group)
-        return jax.device_get(jax.tree.map(lambda a: a[c - self.groups[g].start], states[g]))
+        # copied to the host first, then indexed there: indexing the stacked states on the devices compiles a
+        # gather over every device the pmap spread them on, for each chain (such an eager multi-device
+        # compilation aborted a CI worker with jaxlib 0.10.2)
+        return jax.tree.map(lambda a: np.asarray(a)[c - self.groups[g].start], jax.device_get(states[g]))
 
 
 class TorchRunner:
