@@ -13,6 +13,7 @@ from .jax_setup import configure_compilation_cache, release_compiled_programs
 from .models import BayesianModel, Likelihood, Prior
 from .nets import CNN, MLP, SYMMETRIES, ResNet, spec_from_dict, spec_from_json
 from .posterior import Posterior, load
+from .prior_selection import PriorSelection, select_prior_scale
 from .warn import ConvergenceWarning
 
 __version__ = "0.2.0"
@@ -35,12 +36,14 @@ __all__ = [
     "Likelihood",
     "Posterior",
     "Prior",
+    "PriorSelection",
     "ResNet",
     "configure_compilation_cache",
     "engine_options",
     "fit",
     "load",
     "release_compiled_programs",
+    "select_prior_scale",
     "set_cpu_devices",
     "spec_from_dict",
     "spec_from_json",

@@ -182,7 +182,7 @@ def fit(
     y,
     engine: str = "nuts",
     likelihood=None,
-    prior: Prior | None = None,
+    prior: Prior | str | None = None,
     seed: int = 0,
     progress: bool = True,
     device: str = "auto",
@@ -199,7 +199,9 @@ def fit(
 
     net_or_model: a network spec (MLP, CNN, ResNet) or a BayesianModel. likelihood: "categorical",
     "bernoulli", "gaussian" (learned noise) or "heteroscedastic", or a Likelihood; None picks from the
-    network's outputs and y. prior: default ``Prior("fan_in", scale=1.0)``. engine: one of
+    network's outputs and y. prior: a Prior (default ``Prior()``: ``N(0, 2 / fan_in)`` weights), or
+    "evidence" / "validation" to pick its weight scale from the data first (empirical Bayes,
+    ``bnn_asym.select_prior_scale``; the choice is in ``posterior.info["prior_selection"]``). engine: one of
     ``bnn_asym.ENGINES``; options: that engine's options (an unknown one raises TypeError listing the valid
     ones). backend: "numpyro" (JAX) or "pyro" (torch; mfvi, lowrank_vi, nuts, hmc).
     init: how chains, guides and members start -- an init scheme ("kaiming_normal", "torch_default", a
@@ -242,7 +244,8 @@ def fit(
         raise ValueError(f"engine {engine!r} cannot start from init={init!r}")
     X_arr, y_arr = _check_inputs(net_or_model, X, y)
     w_arr = _check_weights(weights, len(X_arr))
-    model = _model(net_or_model, likelihood, prior, y_arr, w_arr)
+    selection = _select_prior(prior, net_or_model, X_arr, y_arr, likelihood, w_arr, seed)
+    model = _model(net_or_model, likelihood, prior if selection is None else selection.prior, y_arr, w_arr)
     if scheme is not None:
         model = BayesianModel(model.net.with_init(scheme), model.likelihood, model.prior)
     y_typed = model.likelihood.check_targets(y_arr, model.n_outputs)
@@ -290,10 +293,28 @@ def fit(
             init_label=init_label,
         )
     result.info.extra.update(init_info)
+    if selection is not None:
+        result.info.extra["prior_selection"] = selection.to_dict()
     post = make_posterior(result.draws, result.sample_stats, result.info)
     post.checkpoints = result.checkpoints
     _warn_if_not_mixed(post, engine_cls)
     return post
+
+
+def _select_prior(prior, net_or_model, X, y, likelihood, weights, seed: int):
+    """The PriorSelection fit's ``prior="evidence" | "validation"`` asks for; None for a Prior or None."""
+    if prior is None or isinstance(prior, Prior):
+        return None
+    from .prior_selection import METHODS, select_prior_scale
+
+    if not isinstance(prior, str) or prior not in METHODS:
+        raise ValueError(
+            f"prior={prior!r} is not valid; accepted: a bnn_asym.Prior, None (the default Prior()), or "
+            f"{' / '.join(map(repr, METHODS))} to pick its scale from the data"
+        )
+    if isinstance(net_or_model, BayesianModel):
+        raise ValueError("prior selection needs a network spec: a BayesianModel brings its own prior")
+    return select_prior_scale(net_or_model, X, y, method=prior, likelihood=likelihood, weights=weights, seed=seed)
 
 
 def _warn_if_not_mixed(post: Posterior, engine_cls) -> None:

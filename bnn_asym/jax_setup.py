@@ -159,11 +159,12 @@ def release_compiled_programs() -> None:
     """
     import jax
 
-    from . import posterior
+    from . import posterior, prior_selection
     from .inference import driver
 
     driver.forget_compiled_runners()
     posterior.forget_compiled_functions()
+    prior_selection._ggn_program.cache_clear()
     jax.clear_caches()
 
 
