@@ -2,6 +2,7 @@
 
 bnn-asym demo                     the three network kinds and their symmetry check, on digits
 bnn-asym fit  --data moons --engine nuts --symmetry standard w_asym     fit BNNs, compare, save posteriors
+bnn-asym evaluate POSTERIOR.nc --data digits --ood noise rotated        uncertainty, OOD detection, shift
 bnn-asym lmc  --data mnist --model mlp     linear mode connectivity: table, JSON and plot
 bnn-asym mli  --data mnist --model mlp     monotonic linear interpolation: table, JSON and plot
 bnn-asym bench SUITE                      benchmark suites: engines x symmetries x networks x data x seeds
@@ -124,6 +125,74 @@ def _cmd_fit(args) -> int:
     print("|" + "---|" * len(keys))
     for r in rows:
         print("| " + " | ".join(r.get(k, "") for k in keys) + " |")
+    return 0
+
+
+def _shift_rows(post, ds, angles) -> list[dict]:
+    from .datasets import rotated
+
+    rows = []
+    for angle in angles:
+        got = post.evaluate(rotated(ds, angle), ds.y_test)
+        rows.append({"angle": float(angle), **got["metrics"], **got["uncertainty"]})
+    return rows
+
+
+def _cmd_evaluate(args) -> int:
+    """Scores a saved posterior on a data set's test split, against OOD sets and under rotation."""
+    import json
+
+    from . import datasets, load
+
+    post = load(args.posterior)
+    ds = datasets.load(args.data, seed=args.seed, n_samples=args.n_samples)
+    inputs = int(np.prod(post.model.net.input_shape))
+    if ds.n_features != inputs:
+        raise ValueError(
+            f"the posterior takes {inputs} inputs but {ds.name!r} has {ds.n_features} features; --data must be "
+            "the data set it was fit on"
+        )
+    wanted = list(dict.fromkeys(args.ood or []))
+    classes = post.model.n_outputs if post.model.likelihood.name != "bernoulli" else 2
+    ood = {}
+    if "heldout-classes" in wanted:
+        in_classes = args.in_classes if args.in_classes is not None else list(range(classes))
+        ds, ood["heldout-classes"] = datasets.heldout_classes(ds, in_classes)
+    if ds.task == "classification" and classes != ds.n_classes:
+        raise ValueError(
+            f"the posterior predicts {classes} classes but {ds.name!r} has {ds.n_classes}; a posterior trained on "
+            "a subset of the classes is scored with --ood heldout-classes --in-classes (the classes it was fit on)"
+        )
+    for kind in wanted:
+        if kind not in ("heldout-classes", "rotated"):
+            ood[kind] = datasets.ood_inputs(ds, kind, seed=args.seed)
+    result = post.evaluate(ds.X_test, ds.y_test, ood=ood)
+    print(f"posterior: {post}\ndata: {ds}")
+    print("\n| " + " | ".join(result["metrics"]) + " |\n|" + "---|" * len(result["metrics"]))
+    print("| " + " | ".join(f"{v:.4f}" for v in result["metrics"].values()) + " |")
+    if "uncertainty" in result:
+        u = result["uncertainty"]
+        print("\n| " + " | ".join(u) + " |\n|" + "---|" * len(u))
+        print("| " + " | ".join(f"{v:.4f}" for v in u.values()) + " |")
+    if result["ood"]:
+        print("\n| OOD set | criterion | AUROC | AUPR | FPR at 95% TPR |\n|---|---|---|---|---|")
+        for name, by_criterion in result["ood"].items():
+            for criterion, m in by_criterion.items():
+                print(f"| {name} | {criterion} | {m['auroc']:.3f} | {m['aupr']:.3f} | {m['fpr95']:.3f} |")
+    if "rotated" in wanted:
+        result["shift"] = _shift_rows(post, ds, args.angles)
+        print("\n| rotation (degrees) | accuracy | NLL | ECE | total entropy | mutual information |")
+        print("|---|---|---|---|---|---|")
+        for r in result["shift"]:
+            print(
+                f"| {r['angle']:g} | {r['accuracy']:.3f} | {r['nll']:.3f} | {r['ece']:.3f} | "
+                f"{r['total_entropy']:.3f} | {r['mutual_information']:.3f} |"
+            )
+    if args.json:
+        from .io import atomic_write_text
+
+        atomic_write_text(Path(args.json), json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
     return 0
 
 
@@ -359,6 +428,41 @@ def _add_fit_parser(sub) -> None:
     f.set_defaults(func=_cmd_fit)
 
 
+def _add_evaluate_parser(sub) -> None:
+    from .datasets import NAMES, OOD_KINDS, ROTATION_ANGLES
+
+    e = _subparser(
+        sub,
+        "evaluate",
+        "score a saved posterior: test metrics, entropy / mutual information, OOD detection (AUROC, AUPR, "
+        "FPR95) and accuracy under rotation",
+    )
+    e.add_argument("posterior", help="a posterior saved by fit (--save) or Posterior.save (.nc)")
+    e.add_argument("--data", required=True, choices=NAMES, help="the data set the posterior was fit on")
+    e.add_argument("--seed", type=int, default=0, help="seed of the data split (as at fit time) and of the OOD sets")
+    _add_rows_argument(e)
+    e.add_argument(
+        "--ood",
+        nargs="+",
+        default=None,
+        choices=OOD_KINDS + ("rotated", "heldout-classes"),
+        help="OOD sets (bnn_asym.datasets.ood_inputs), rotated test images (a shift table), or the classes the "
+        "posterior was not fit on",
+    )
+    e.add_argument(
+        "--angles", type=float, nargs="+", default=list(ROTATION_ANGLES), help="rotation angles for --ood rotated"
+    )
+    e.add_argument(
+        "--in-classes",
+        type=int,
+        nargs="+",
+        default=None,
+        help="with heldout-classes: the classes the posterior was fit on; None: 0 .. its outputs - 1",
+    )
+    e.add_argument("--json", default=None, metavar="FILE", help="also write every number as JSON")
+    e.set_defaults(func=_cmd_evaluate)
+
+
 def _add_suite_arguments(parser, store_help: str) -> None:
     """The suite and store arguments that bench and reference share."""
     from .bench.suites import builtin_suites
@@ -431,6 +535,7 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--markdown", action="store_true", help="every engine's options as Markdown tables")
     e.set_defaults(func=_cmd_engines)
     _add_fit_parser(sub)
+    _add_evaluate_parser(sub)
     _add_phenomenon_parser(
         sub, "lmc", "linear mode connectivity: standard, aligned, sigma-Asym, W-Asym pairs", "pairs per variant"
     )

@@ -211,3 +211,113 @@ def load(name: str, test_size: float = 0.25, seed: int = 0, n_samples: int | Non
         x_scale=scale,
         info=info,
     )
+
+
+# ----- out-of-distribution and shifted inputs -------------------------------------------------------------
+OOD_KINDS = ("noise", "gaussian_noise", "permuted", "inverted", "extrapolation")
+FAR_OOD_IMAGES = ("noise", "gaussian_noise", "permuted", "inverted")
+ROTATION_ANGLES = (0, 15, 30, 45, 60, 75, 90, 120, 150, 180)
+EXTRAPOLATION_FACTOR = 3.0
+
+
+def _raw_inputs(ds: Dataset, X: np.ndarray) -> np.ndarray:
+    return np.asarray(X, np.float64) * ds.x_scale + ds.x_mean
+
+
+def _standardised(ds: Dataset, raw: np.ndarray) -> np.ndarray:
+    return ((raw - ds.x_mean) / ds.x_scale).astype(ds.X_test.dtype)
+
+
+def ood_inputs(ds: Dataset, kind: str, n: int | None = None, seed: int = 0) -> np.ndarray:
+    """Out-of-distribution inputs for a loaded data set, standardised as its own inputs are.
+
+    kind (``OOD_KINDS``), far OOD for images and sequences (digits, mnist, mnist1d; built from the test split,
+    in raw pixel units, then standardised):
+
+    - ``noise``: every pixel uniform on the training pixels' range;
+    - ``gaussian_noise``: every pixel Normal(training pixel mean, training pixel std), clipped to that range;
+    - ``permuted``: the test inputs with their pixels (MNIST-1D: sequence positions) shuffled by one seeded
+      permutation -- the marginal pixel statistics kept, the structure destroyed;
+    - ``inverted``: the test images with dark and bright swapped (raw ``max + min - x``).
+
+    Regression (and any tabular set): ``extrapolation``: the test inputs pushed ``EXTRAPOLATION_FACTOR`` times
+    further from the training mean (standardised ``3 x``), far outside the training range. Near OOD
+    (held-out classes) is ``heldout_classes``; shift is ``rotated``. n: rows (default: as many as the test
+    split); seed: the noise's and permutation's."""
+    kinds = OOD_KINDS if ds.task == CLASSIFICATION else ("extrapolation",)
+    image_like = ds.name in ("digits", "mnist", "mnist1d")
+    if kind not in kinds or (kind in FAR_OOD_IMAGES and not image_like):
+        accepted = [k for k in kinds if image_like or k not in FAR_OOD_IMAGES]
+        raise ValueError(
+            f"OOD kind {kind!r} is not available for {ds.name!r}; accepted: {', '.join(accepted)} "
+            f"(noise, permuted and inverted inputs are for the image and sequence sets digits, mnist, mnist1d)"
+        )
+    if n is not None and (not isinstance(n, (int, np.integer)) or n < 1):
+        raise ValueError(f"n={n!r} is not valid; accepted: None or an integer >= 1")
+    rng = np.random.default_rng(seed)
+    n = len(ds.X_test) if n is None else int(n)
+    rows = rng.choice(len(ds.X_test), n, replace=n > len(ds.X_test))
+    if kind == "extrapolation":
+        return (EXTRAPOLATION_FACTOR * ds.X_test[rows]).astype(ds.X_test.dtype)
+    train = _raw_inputs(ds, ds.X_train)
+    low, high = float(train.min()), float(train.max())
+    test = _raw_inputs(ds, ds.X_test[rows])
+    if kind == "noise":
+        raw = rng.uniform(low, high, test.shape)
+    elif kind == "gaussian_noise":
+        raw = np.clip(rng.normal(train.mean(), train.std(), test.shape), low, high)
+    elif kind == "permuted":
+        raw = test[:, rng.permutation(test.shape[1])]
+    else:
+        raw = high + low - test
+    return _standardised(ds, raw)
+
+
+def rotated(ds: Dataset, angle: float, X=None) -> np.ndarray:
+    """The test images (or ``X``, standardised as the data set's inputs) rotated by ``angle`` degrees
+    anticlockwise about their centre (``scipy.ndimage.rotate``, bilinear, the same size; corners filled with
+    the training images' darkest value); labels unchanged, so it is a covariate shift. Angle 0 returns the
+    inputs unchanged."""
+    from scipy.ndimage import rotate
+
+    if len(ds.input_shape) != 3:
+        raise ValueError(f"rotation needs images; {ds.name!r} has input shape {ds.input_shape}")
+    if not np.isfinite(angle):
+        raise ValueError(f"angle={angle!r} is not valid; accepted: a finite number of degrees")
+    X = ds.X_test if X is None else np.asarray(X)
+    if float(angle) % 360 == 0:
+        return X.copy()
+    raw = _raw_inputs(ds, X).reshape((len(X),) + ds.input_shape)
+    background = float(_raw_inputs(ds, ds.X_train).min())
+    turned = rotate(raw, float(angle), axes=(2, 3), reshape=False, order=1, mode="constant", cval=background)
+    return _standardised(ds, turned.reshape(len(X), -1))
+
+
+def heldout_classes(ds: Dataset, in_classes=(0, 1, 2, 3, 4)) -> tuple[Dataset, np.ndarray]:
+    """Near OOD: the data set restricted to ``in_classes`` (train and test rows, labels renumbered 0..k-1 in
+    ``in_classes``' order; the standardisation is kept), and the test inputs of every other class as OOD."""
+    if ds.task != CLASSIFICATION:
+        raise ValueError(f"held-out classes need a classification set; {ds.name!r} is {ds.task}")
+    keep = [int(c) for c in in_classes]
+    if len(set(keep)) != len(keep) or not 2 <= len(keep) < ds.n_classes or not set(keep) <= set(range(ds.n_classes)):
+        raise ValueError(
+            f"in_classes={in_classes!r} is not valid; accepted: 2 to {ds.n_classes - 1} distinct classes of "
+            f"0..{ds.n_classes - 1}"
+        )
+    relabel = np.full(ds.n_classes, -1)
+    relabel[keep] = np.arange(len(keep))
+    tr, te = np.isin(ds.y_train, keep), np.isin(ds.y_test, keep)
+    inside = Dataset(
+        name=f"{ds.name}[classes {','.join(map(str, keep))}]",
+        task=ds.task,
+        X_train=ds.X_train[tr],
+        y_train=relabel[ds.y_train[tr]],
+        X_test=ds.X_test[te],
+        y_test=relabel[ds.y_test[te]],
+        n_classes=len(keep),
+        input_shape=ds.input_shape,
+        x_mean=ds.x_mean,
+        x_scale=ds.x_scale,
+        info={**ds.info, "in_classes": keep},
+    )
+    return inside, ds.X_test[~te]

@@ -93,3 +93,43 @@ def test_fit_standardises_regression_targets(capsys):
     mean, std = post.predict(ds.X_test)
     nll_standardised = gaussian_nll(mean * s + m, std * s, ds.y_test)
     assert abs(nll_cli - nll_standardised) < 0.1 * abs(nll_standardised), (nll_cli, nll_standardised)
+
+
+def test_evaluate_scores_a_saved_posterior_on_ood_sets_and_rotations(tmp_path, capsys):
+    import json
+
+    import numpy as np
+
+    from bnn_asym import datasets
+
+    ds = datasets.load("digits", seed=0)
+    inside, _ = datasets.heldout_classes(ds, (0, 1, 2, 3, 4))
+    for name, data in (("all", ds), ("low", inside)):
+        net = bnn_asym.MLP(ds.n_features, (16,), data.n_classes, symmetry="w_asym", seed=0)
+        post = bnn_asym.fit(net, data.X_train, data.y_train, engine="ensemble", n_members=2, progress=False)
+        post.save(tmp_path / f"{name}.nc")
+    out_json = tmp_path / "all.json"
+    argv = ["evaluate", str(tmp_path / "all.nc"), "--data", "digits", "--ood", "noise", "permuted", "rotated"]
+    assert main(argv + ["--angles", "0", "90", "--json", str(out_json)]) == 0
+    printed = capsys.readouterr().out
+    assert "| noise | mutual_information |" in printed and "| rotation (degrees) |" in printed
+    got = json.loads(out_json.read_text())
+    assert set(got["ood"]) == {"noise", "permuted"} and [r["angle"] for r in got["shift"]] == [0.0, 90.0]
+    assert got["shift"][0]["accuracy"] == got["metrics"]["accuracy"]  # 0 degrees is the clean test set
+    assert got["shift"][1]["accuracy"] < got["metrics"]["accuracy"] - 0.3  # digits on their side
+    assert all(0 <= m["auroc"] <= 1 for by in got["ood"].values() for m in by.values())
+
+    low_json = tmp_path / "low.json"
+    assert (
+        main(
+            ["evaluate", str(tmp_path / "low.nc"), "--data", "digits", "--ood", "heldout-classes"]
+            + ["--json", str(low_json)]
+        )
+        == 0
+    )
+    low = json.loads(low_json.read_text())
+    assert low["ood"]["heldout-classes"]["total_entropy"]["n_ood"] == int(np.sum(ds.y_test >= 5))
+    assert main(["evaluate", str(tmp_path / "low.nc"), "--data", "digits"]) == 2  # 5 classes, digits has 10
+    assert "--ood heldout-classes --in-classes" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path / "all.nc"), "--data", "wine"]) == 2  # 13 features, not 64
+    assert "takes 64 inputs but 'wine' has 13 features" in capsys.readouterr().err

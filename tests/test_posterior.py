@@ -199,3 +199,52 @@ def test_posteriors_of_one_model_share_compiled_programs_and_any_draw_count_pred
         rtol=1e-6,
         atol=1e-6,
     )
+
+
+def test_evaluate_scores_the_prediction_and_decomposes_its_uncertainty(fitted):
+    from bnn_asym.metrics import classification_metrics, entropy_decomposition
+
+    ds, post = fitted
+    probs = post.draw_probabilities(ds.X_test)
+    assert probs.shape == (200, len(ds.X_test), ds.n_classes)
+    np.testing.assert_allclose(probs.mean(0), post.predict(ds.X_test), rtol=1e-6, atol=1e-9)
+    got = post.evaluate(ds.X_test, ds.y_test)
+    assert got["metrics"] == pytest.approx(classification_metrics(post.predict(ds.X_test), ds.y_test), rel=1e-6)
+    u, parts = got["uncertainty"], entropy_decomposition(probs)
+    assert u["total_entropy"] == pytest.approx(u["expected_entropy"] + u["mutual_information"])
+    assert u["mutual_information"] == pytest.approx(parts["mutual_information"].mean()) and u["mutual_information"] > 0
+    assert 0 <= u["aurc"] <= 1 - got["metrics"]["accuracy"] + 1e-12  # the risk at full coverage bounds the mean
+    assert got["ood"] == {}
+    json.dumps(got)
+
+
+def test_evaluate_detects_ood_rows_and_scores_the_test_set_against_itself_at_one_half(fitted):
+    """Wine's test rows against themselves: identical scores, AUROC 0.5 for every criterion. Against uniform
+    noise over +-10 standardised units, the mutual information of a 2-chain NUTS posterior separates them
+    (measured AUROC 0.96; asserted > 0.75, 3.5 null standard deviations (0.06 for 45 + 45 rows) above chance)
+    and the expected entropy, which is aleatoric, much less (measured 0.49)."""
+    from bnn_asym.metrics.uncertainty import CRITERIA
+
+    ds, post = fitted
+    rng = np.random.default_rng(0)
+    noise = rng.uniform(-10, 10, ds.X_test.shape).astype(np.float32)
+    got = post.evaluate(ds.X_test, ds.y_test, ood={"itself": ds.X_test, "noise": noise})["ood"]
+    assert set(got) == {"itself", "noise"} and set(got["itself"]) == set(CRITERIA)
+    for criterion in CRITERIA:
+        assert got["itself"][criterion]["auroc"] == pytest.approx(0.5, abs=1e-12)
+    noise_auroc = {c: got["noise"][c]["auroc"] for c in CRITERIA}
+    # epistemic uncertainty flags the noise, aleatoric much less (measured MI 0.96, expected entropy 0.49)
+    assert noise_auroc["mutual_information"] > 0.75, noise_auroc
+    assert noise_auroc["mutual_information"] > noise_auroc["expected_entropy"] + 0.2, noise_auroc
+    assert got["noise"]["mutual_information"]["n_ood"] == len(noise)
+    assert post.evaluate(ds.X_test, ds.y_test, ood=noise)["ood"].keys() == {"ood"}
+
+
+def test_evaluate_rejects_ood_sets_of_the_wrong_shape_and_empty_ones(fitted):
+    ds, post = fitted
+    with pytest.raises(ValueError, match="OOD set 'noise': .*shape"):
+        post.evaluate(ds.X_test, ds.y_test, ood={"noise": np.zeros((5, 3), np.float32)})
+    with pytest.raises(ValueError, match="OOD set 'ood' has no rows"):
+        post.evaluate(ds.X_test, ds.y_test, ood=np.zeros((0, ds.n_features), np.float32))
+    with pytest.raises(ValueError, match="rows but y has"):
+        post.evaluate(ds.X_test, ds.y_test[:-1])

@@ -1,5 +1,5 @@
 """Metrics: calibration and predictive quality, agreement with a reference posterior, convergence,
-multimodality. Each is a plain function of numpy arrays, tested on cases with known answers."""
+multimodality, uncertainty (OOD detection, entropy decomposition, selective prediction). Each is a plain function of numpy arrays, tested on cases with known answers."""
 
 from .agreement import (
     agreement,
@@ -25,6 +25,7 @@ from .calibration import (
 )
 from .convergence import chainwise_rhat, ess_rates, nested_rhat, rhat_summary, time_to_target, time_to_within
 from .multimodality import aligned_rhat, chain_barriers, coupon_collector, mode_count, predictive_distances
+from .uncertainty import entropy_decomposition, ood_detection, risk_coverage, uncertainty_score
 
 __all__ = [
     "accuracy",
@@ -37,6 +38,7 @@ __all__ = [
     "classification_metrics",
     "coupon_collector",
     "ece",
+    "entropy_decomposition",
     "ess_rates",
     "gaussian_kl",
     "gaussian_nll",
@@ -47,13 +49,16 @@ __all__ = [
     "mode_count",
     "nested_rhat",
     "nll",
+    "ood_detection",
     "predictive_distances",
     "regression_agreement",
     "regression_metrics",
     "reliability",
     "rhat_summary",
+    "risk_coverage",
     "rmse",
     "time_to_target",
     "time_to_within",
     "total_variation",
+    "uncertainty_score",
 ]
