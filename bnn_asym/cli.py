@@ -146,7 +146,7 @@ def _cmd_evaluate(args) -> int:
 
     post = load(args.posterior)
     ds = datasets.load(args.data, seed=args.seed, n_samples=args.n_samples)
-    inputs = int(np.prod(post.model.net.input_shape))
+    inputs = int(np.prod(post.model.net.input_shape))  # type: ignore[attr-defined]  # every family has one
     if ds.n_features != inputs:
         raise ValueError(
             f"the posterior takes {inputs} inputs but {ds.name!r} has {ds.n_features} features; --data must be "

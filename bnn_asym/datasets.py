@@ -298,13 +298,13 @@ def heldout_classes(ds: Dataset, in_classes=(0, 1, 2, 3, 4)) -> tuple[Dataset, n
     ``in_classes``' order; the standardisation is kept), and the test inputs of every other class as OOD."""
     if ds.task != CLASSIFICATION:
         raise ValueError(f"held-out classes need a classification set; {ds.name!r} is {ds.task}")
-    keep = [int(c) for c in in_classes]
-    if len(set(keep)) != len(keep) or not 2 <= len(keep) < ds.n_classes or not set(keep) <= set(range(ds.n_classes)):
+    keep, n_classes = [int(c) for c in in_classes], int(ds.n_classes or 0)
+    if len(set(keep)) != len(keep) or not 2 <= len(keep) < n_classes or not set(keep) <= set(range(n_classes)):
         raise ValueError(
-            f"in_classes={in_classes!r} is not valid; accepted: 2 to {ds.n_classes - 1} distinct classes of "
-            f"0..{ds.n_classes - 1}"
+            f"in_classes={in_classes!r} is not valid; accepted: 2 to {n_classes - 1} distinct classes of "
+            f"0..{n_classes - 1}"
         )
-    relabel = np.full(ds.n_classes, -1)
+    relabel = np.full(n_classes, -1)
     relabel[keep] = np.arange(len(keep))
     tr, te = np.isin(ds.y_train, keep), np.isin(ds.y_test, keep)
     inside = Dataset(

@@ -1,5 +1,6 @@
 """Metrics: calibration and predictive quality, agreement with a reference posterior, convergence,
-multimodality, uncertainty (OOD detection, entropy decomposition, selective prediction). Each is a plain function of numpy arrays, tested on cases with known answers."""
+multimodality, uncertainty (OOD detection, entropy decomposition, selective prediction). Each is a plain
+function of numpy arrays, tested on cases with known answers."""
 
 from .agreement import (
     agreement,
