@@ -216,6 +216,7 @@ def load(name: str, test_size: float = 0.25, seed: int = 0, n_samples: int | Non
 # ----- out-of-distribution and shifted inputs -------------------------------------------------------------
 OOD_KINDS = ("noise", "gaussian_noise", "permuted", "inverted", "extrapolation")
 FAR_OOD_IMAGES = ("noise", "gaussian_noise", "permuted", "inverted")
+IMAGE_LIKE = ("digits", "mnist", "mnist1d")  # the sets whose inputs are pixels or sequence positions
 ROTATION_ANGLES = (0, 15, 30, 45, 60, 75, 90, 120, 150, 180)
 EXTRAPOLATION_FACTOR = 3.0
 
@@ -245,7 +246,7 @@ def ood_inputs(ds: Dataset, kind: str, n: int | None = None, seed: int = 0) -> n
     (held-out classes) is ``heldout_classes``; shift is ``rotated``. n: rows (default: as many as the test
     split); seed: the noise's and permutation's."""
     kinds = OOD_KINDS if ds.task == CLASSIFICATION else ("extrapolation",)
-    image_like = ds.name in ("digits", "mnist", "mnist1d")
+    image_like = ds.name in IMAGE_LIKE
     if kind not in kinds or (kind in FAR_OOD_IMAGES and not image_like):
         accepted = [k for k in kinds if image_like or k not in FAR_OOD_IMAGES]
         raise ValueError(

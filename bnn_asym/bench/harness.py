@@ -357,12 +357,62 @@ def score_multimodality(f: FittedCell) -> Scores:
     return metrics, {"modes": modes, "barriers": barriers}
 
 
+def ood_kinds(ds) -> tuple[str, ...]:
+    """The far-OOD sets a data set gets in the ``ood`` group: noise, permuted and inverted inputs for images and
+    sequences, inputs pushed outside the training range for tabular sets."""
+    from ..datasets import IMAGE_LIKE
+
+    return ("noise", "permuted", "inverted") if ds.name in IMAGE_LIKE else ("extrapolation",)
+
+
+def score_ood(f: FittedCell) -> Scores:
+    """The entropy decomposition on the test set, selective prediction (AURC), and how well each uncertainty
+    criterion tells the test rows from each OOD set (``ood_<set>_<criterion>_<auroc|aupr|fpr95>``; regression:
+    the predictive standard deviation against extrapolated inputs); the risk-coverage curve as an artifact."""
+    from ..datasets import ood_inputs
+    from ..metrics.uncertainty import risk_coverage
+
+    sets = {kind: ood_inputs(f.ds, kind, seed=f.cell.seed) for kind in ood_kinds(f.ds)}
+    result = f.post.evaluate(f.ds.X_test, f.ds.y_test, ood=sets)
+    metrics = {f"test_{k}": v for k, v in result.get("uncertainty", {}).items()}
+    for kind, by_criterion in result["ood"].items():
+        for criterion, m in by_criterion.items():
+            metrics.update({f"ood_{kind}_{criterion}_{k}": m[k] for k in ("auroc", "aupr", "fpr95")})
+    artifacts = {}
+    if f.classification:
+        curve = risk_coverage(f.post.draw_probabilities(f.ds.X_test), f.ds.y_test)
+        points = np.unique(np.linspace(0, len(curve["risk"]) - 1, min(50, len(curve["risk"]))).astype(int))
+        artifacts["risk_coverage"] = {
+            "coverage": curve["coverage"][points].tolist(),
+            "risk": curve["risk"][points].tolist(),
+        }
+    return metrics, artifacts
+
+
+def score_shift(f: FittedCell) -> Scores:
+    """Accuracy, NLL, ECE, total entropy and mutual information on the test images rotated by each of
+    ``datasets.ROTATION_ANGLES`` (``shift_<angle>_<metric>``; a covariate shift: labels kept). Images only."""
+    from ..datasets import ROTATION_ANGLES, rotated
+
+    if not f.classification or len(f.ds.input_shape) != 3:
+        return {}, {}
+    metrics = {}
+    for angle in ROTATION_ANGLES:
+        got = f.post.evaluate(rotated(f.ds, angle), f.ds.y_test)
+        values = {**got["metrics"], **got["uncertainty"]}
+        for k in ("accuracy", "nll", "ece", "total_entropy", "mutual_information"):
+            metrics[f"shift_{angle}_{k}"] = values[k]
+    return metrics, {}
+
+
 ALWAYS_SCORED: tuple[Callable[[FittedCell], Scores], ...] = (score_cost, score_final, score_mixing)
 SCORERS: dict[str, Callable[[FittedCell], Scores]] = {
     "calibration": score_calibration,
     "agreement": score_agreement,
     "convergence": score_convergence,
     "multimodality": score_multimodality,
+    "ood": score_ood,
+    "shift": score_shift,
 }
 
 

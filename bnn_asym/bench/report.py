@@ -409,6 +409,174 @@ def plot_symmetry(cells: list[dict], path) -> Path | None:
     return _save(fig, path)
 
 
+def _ood_sets(cells: list[dict]) -> list[str]:
+    """The OOD sets scored in these cells, in the harness's order (from metric names ood_<set>_<criterion>_...)."""
+    from ..metrics.uncertainty import CRITERIA
+
+    found: dict[str, None] = {}
+    for c in cells:
+        for name in c["metrics"]:
+            if name.startswith("ood_") and name.endswith("_auroc"):
+                inner = name[len("ood_") : -len("_auroc")]
+                for criterion in CRITERIA + ("predictive_std",):
+                    if inner.endswith(f"_{criterion}"):
+                        found[inner[: -len(criterion) - 1]] = None
+    return list(found)
+
+
+def ood_table(cells: list[dict]) -> str:
+    """OOD detection: AUROC of the total predictive entropy and of the mutual information for each OOD set,
+    and selective prediction's AURC on the test set (mean ± std over seeds)."""
+    sets = _ood_sets(cells)
+    rows = [c for c in cells if any(k.startswith("ood_") for k in c["metrics"])]
+    if not sets or not rows:
+        return ""
+    regression = all("test_aurc" not in c["metrics"] for c in rows)
+    criteria = (
+        [("predictive_std", "std")] if regression else [("total_entropy", "entropy"), ("mutual_information", "MI")]
+    )
+    header = [f"AUROC {label} ({s})" for s in sets for _, label in criteria] + ([] if regression else ["test AURC"])
+    lines = ["| data | network | engine | symmetry | " + " | ".join(header) + " |", "|" + "---|" * (4 + len(header))]
+    groups = _group(rows)
+    for key in sorted(
+        groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9)
+    ):
+        rs = groups[key]
+        cols = [_mean_std(r["metrics"].get(f"ood_{s}_{c}_auroc") for r in rs) for s in sets for c, _ in criteria]
+        if not regression:
+            cols.append(_mean_std(r["metrics"].get("test_aurc") for r in rs))
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def _shift_angles(cells: list[dict]) -> list[int]:
+    angles = {
+        int(k.split("_")[1]) for c in cells for k in c["metrics"] if k.startswith("shift_") and k.endswith("_accuracy")
+    }
+    return sorted(angles)
+
+
+def shift_table(cells: list[dict]) -> str:
+    """Accuracy under rotation (a covariate shift), at each angle scored (mean ± std over seeds)."""
+    angles = _shift_angles(cells)
+    if not angles:
+        return ""
+    rows = [c for c in cells if "shift_0_accuracy" in c["metrics"] or f"shift_{angles[0]}_accuracy" in c["metrics"]]
+    lines = [
+        "| data | network | engine | symmetry | " + " | ".join(f"acc {a}°" for a in angles) + " | ECE 45° | MI 45° |",
+        "|" + "---|" * (6 + len(angles)),
+    ]
+    groups = _group(rows)
+    for key in sorted(
+        groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9)
+    ):
+        rs = groups[key]
+        cols = [_mean_std(r["metrics"].get(f"shift_{a}_accuracy") for r in rs) for a in angles]
+        cols += [_mean_std(r["metrics"].get(f"shift_45_{m}") for r in rs) for m in ("ece", "mutual_information")]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
+def plot_ood(cells: list[dict], path) -> Path | None:
+    """AUROC of the mutual information and of the total entropy for each OOD set, one bar per engine and
+    symmetry (mean over seeds, min-max whiskers); 0.5 is chance."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sets = _ood_sets(cells)
+    if not sets:
+        return None
+    regression = all("test_aurc" not in c["metrics"] for c in cells)
+    criteria = ["predictive_std"] if regression else ["total_entropy", "mutual_information"]
+    problems = sorted({(c["config"]["data"]["name"], c["config"].get("network_label", "")) for c in cells})
+    engines = list(dict.fromkeys(c["config"]["engine"]["label"] for c in cells))
+    symmetries = [s for s in SYMMETRY_ORDER if any(c["config"]["symmetry"] == s for c in cells)]
+    panels = [(s, c) for s in sets for c in criteria]
+    fig, axes = plt.subplots(
+        len(problems), len(panels), figsize=(3.0 * len(panels), 0.4 * len(engines) * len(problems) + 1.4), squeeze=False
+    )
+    for row, (data, network) in enumerate(problems):
+        for col, (ood_set, criterion) in enumerate(panels):
+            ax = axes[row, col]
+            _bar_panel(ax, cells, data, network, f"ood_{ood_set}_{criterion}_auroc", engines, symmetries)
+            ax.axvline(0.5, color="k", ls=":", lw=1)
+            ax.set_xlim(0, 1)
+            ax.set_title(f"{data}: {ood_set}, {criterion.replace('_', ' ')}", fontsize=8)
+            ax.set_xlabel("AUROC (OOD vs test)", fontsize=8)
+            if col:
+                ax.set_yticklabels([])
+            if row == 0 and col == 0:
+                ax.legend(fontsize=7)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_shift(cells: list[dict], path) -> Path | None:
+    """Accuracy, ECE and total entropy against the rotation angle: a panel row per symmetry, a line per engine
+    (mean over seeds)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    angles = _shift_angles(cells)
+    if not angles:
+        return None
+    engines = list(dict.fromkeys(c["config"]["engine"]["label"] for c in cells))
+    symmetries = [s for s in SYMMETRY_ORDER if any(c["config"]["symmetry"] == s for c in cells)]
+    measures = (("accuracy", "accuracy"), ("ece", "ECE"), ("total_entropy", "total entropy (nats)"))
+    fig, axes = plt.subplots(len(symmetries), 3, figsize=(11, 2.6 * len(symmetries) + 0.6), squeeze=False)
+    colors = plt.get_cmap("tab20")
+    for row, sym in enumerate(symmetries):
+        for col, (metric, label) in enumerate(measures):
+            ax = axes[row, col]
+            for j, engine in enumerate(engines):
+                ys = [_values(cells, f"shift_{a}_{metric}", engine=engine, symmetry=sym) for a in angles]
+                if all(len(v) for v in ys):
+                    ax.plot(angles, [v.mean() for v in ys], "o-", ms=2, lw=1, color=colors(j % 20), label=engine)
+            ax.set(xlabel="rotation (degrees)", ylabel=label, title=f"{sym}: {label}")
+            ax.grid(alpha=0.3)
+            if row == 0 and col == 2:
+                ax.legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def plot_risk_coverage(store: BenchStore, cells: list[dict], path) -> Path | None:
+    """Selective prediction: error rate among the most confident rows against the share kept, a panel per
+    symmetry, a line per engine (the first seed's curve)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    curves = {}
+    for c in cells:
+        key = (c["config"]["symmetry"], c["config"]["engine"]["label"])
+        if key not in curves and "test_aurc" in c["metrics"]:
+            stored = store.artifacts(c["key"]).get("risk_coverage")
+            if stored:
+                curves[key] = stored
+    if not curves:
+        return None
+    symmetries = [s for s in SYMMETRY_ORDER if any(k[0] == s for k in curves)]
+    engines = list(dict.fromkeys(c["config"]["engine"]["label"] for c in cells))
+    fig, axes = plt.subplots(1, len(symmetries), figsize=(3.8 * len(symmetries), 3.4), squeeze=False)
+    colors = plt.get_cmap("tab20")
+    for ax, sym in zip(axes[0], symmetries):
+        for j, engine in enumerate(engines):
+            if (sym, engine) in curves:
+                rc = curves[(sym, engine)]
+                ax.plot(rc["coverage"], rc["risk"], lw=1, color=colors(j % 20), label=engine)
+        ax.set(xlabel="coverage (most confident first)", ylabel="error rate", title=sym)
+        ax.grid(alpha=0.3)
+    axes[0][-1].legend(fontsize=6, ncol=2)
+    fig.tight_layout()
+    return _save(fig, path)
+
+
 def write_report(
     store: BenchStore, out_dir, suite: str | None = None, machine: str | None = None, title: str | None = None
 ) -> list[Path]:
@@ -424,6 +592,9 @@ def write_report(
         plot_convergence(store, cells, out_dir / f"{stem}_convergence_grads.png", x="grad_evals"),
         plot_reliability(store, cells, out_dir / f"{stem}_reliability.png"),
         plot_symmetry(cells, out_dir / f"{stem}_symmetry.png"),
+        plot_ood(cells, out_dir / f"{stem}_ood.png"),
+        plot_shift(cells, out_dir / f"{stem}_shift.png"),
+        plot_risk_coverage(store, cells, out_dir / f"{stem}_risk_coverage.png"),
     ]
     figures = [f for f in drawn if f is not None]
     suites = ", ".join(sorted({c["suite"] for c in cells}))
@@ -443,6 +614,12 @@ def write_report(
     sym = symmetry_table(cells)
     if sym:
         parts += ["", "## Symmetry and multimodality", "", sym]
+    ood = ood_table(cells)
+    if ood:
+        parts += ["", "## Uncertainty: OOD detection (AUROC, 0.5 = chance) and selective prediction", "", ood]
+    shift = shift_table(cells)
+    if shift:
+        parts += ["", "## Accuracy under rotation (covariate shift)", "", shift]
     refs = references_table(store)
     if refs:
         parts += ["", "## Reference posteriors", "", refs]

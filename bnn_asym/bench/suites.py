@@ -9,7 +9,7 @@ prior) -- a long run of an exact sampler, computed once and reused. Keys, with t
     symmetries = ["standard", "w_asym", "sigma_asym"]
     seeds = [0, 1]                    # inference seeds; the network's constants come from its own seed
     chain_method = "sequential"       # how a cell runs its chains (sequential: identical on every backend)
-    metrics = ["calibration", "agreement", "convergence", "multimodality"]
+    metrics = ["calibration", "agreement", "convergence", "multimodality", "ood", "shift"]
     agreement_target = 0.95           # time-to-target: first checkpoint with this agreement
 
     [[data]]                          # one or more: an offline data set
@@ -56,7 +56,7 @@ from ..nets.builder import NetworkConfig
 from ..validate import check_keys, check_nonempty_list, integer, number, one_of
 
 BUILTIN_DIR = Path(__file__).parent / "suites"
-METRIC_GROUPS = ("calibration", "agreement", "convergence", "multimodality")
+METRIC_GROUPS = ("calibration", "agreement", "convergence", "multimodality", "ood", "shift")
 FAMILIES = ("mlp", "cnn")
 SUITE_VERSION = 2  # part of every cell's key: bump when a cell's computation changes (2: ELRG noise keys split)
 

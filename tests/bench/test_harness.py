@@ -49,6 +49,10 @@ def test_trimmed_quick_suite_end_to_end(tmp_path):
         assert m["grad_evals"] > 0 and m["wall_s"] > 0
         curves = store.curves(c["key"])
         assert len(curves["agreement"]) >= 5 and curves["nll"][-1][0] >= curves["nll"][0][0]
+    for c in cells:  # moons is tabular: the ood group scores extrapolated inputs; no images, no shift group
+        m = c["metrics"]
+        assert 0 <= m["ood_extrapolation_mutual_information_auroc"] <= 1 and m["test_aurc"] >= 0
+        assert not any(k.startswith("shift_") for k in m)
     nuts = [c for c in cells if c["config"]["engine"]["name"] == "nuts"]
     assert all({"rhat_pred_max", "modes", "rhat_params_aligned_max", "barrier_mean"} <= set(c["metrics"]) for c in nuts)
     assert all(
@@ -63,6 +67,8 @@ def test_trimmed_quick_suite_end_to_end(tmp_path):
     names = {p.name for p in paths}
     assert {"bench_all_reference.png", "bench_all_convergence.png", "bench_all_reliability.png"} <= names
     assert "![bench_all_reference](bench_all_reference.png)" in md
+    assert "## Uncertainty: OOD detection" in md and "AUROC MI (extrapolation)" in md
+    assert {"bench_all_ood.png", "bench_all_risk_coverage.png"} <= names and "bench_all_shift.png" not in names
     rows = list(csv.DictReader(open(store.export_csv(tmp_path / "rows.csv"))))
     assert len(rows) == sum(len(c["metrics"]) for c in cells)
     assert {"suite", "cell", "data", "network", "symmetry", "engine", "seed", "metric", "value"} == set(rows[0])
@@ -212,3 +218,58 @@ def test_time_to_target_table_says_never_where_no_seed_got_there():
     )
     assert "| moons | mlp-2x8 | sgld | w_asym | never | never |" in table
     assert "| moons | mlp-2x8 | nuts | w_asym | 3.000 ± 1.414 | 30.000 ± 14.142 |" in table
+
+
+def test_ood_and_shift_groups_score_a_digits_posterior():
+    """The ood group's far-OOD sets for images and the shift group's rotations, on a 2-member ensemble: at 0
+    degrees the shift metrics are the test set's own, and digits on their side (90 degrees) lose > 30 points of
+    accuracy (measured: 0.95 -> 0.2-0.3)."""
+    from types import SimpleNamespace
+
+    import bnn_asym
+    from bnn_asym import datasets
+    from bnn_asym.bench.harness import FittedCell, score_ood, score_shift, score_test
+    from bnn_asym.datasets import ROTATION_ANGLES
+
+    ds = datasets.load("digits", seed=0)
+    net = bnn_asym.MLP(ds.n_features, (16,), ds.n_classes, seed=0)
+    post = bnn_asym.fit(net, ds.X_train, ds.y_train, engine="ensemble", n_members=2, progress=False)
+    f = FittedCell(SimpleNamespace(seed=0), ds, post.model, post, None, [], 0.0)
+    ood, artifacts = score_ood(f)
+    for kind in ("noise", "permuted", "inverted"):
+        for criterion in ("total_entropy", "expected_entropy", "mutual_information", "max_probability"):
+            assert 0 <= ood[f"ood_{kind}_{criterion}_auroc"] <= 1 and 0 <= ood[f"ood_{kind}_{criterion}_fpr95"] <= 1
+    assert ood["test_total_entropy"] == pytest.approx(ood["test_expected_entropy"] + ood["test_mutual_information"])
+    curve = artifacts["risk_coverage"]
+    assert len(curve["coverage"]) == len(curve["risk"]) <= 50 and curve["coverage"][-1] == 1.0
+    shift, _ = score_shift(f)
+    assert len(shift) == 5 * len(ROTATION_ANGLES)
+    test = score_test(post, ds, None)
+    assert shift["shift_0_accuracy"] == test["accuracy"] and shift["shift_0_nll"] == pytest.approx(test["nll"])
+    assert shift["shift_90_accuracy"] < test["accuracy"] - 0.3
+
+
+def test_report_tables_and_figures_of_the_shift_group(tmp_path):
+    """Hand-made cells: the shift table lists every angle scored, mean ± std over seeds, and its figure draws."""
+    from bnn_asym.bench.report import plot_shift, shift_table
+
+    def cell(engine, symmetry, seed, acc0):
+        metrics = {}
+        for angle in (0, 45, 90):
+            metrics.update(
+                {
+                    f"shift_{angle}_accuracy": acc0 - angle / 200 + 0.01 * seed,
+                    f"shift_{angle}_ece": angle / 900,
+                    f"shift_{angle}_nll": 0.1 + angle / 100,
+                    f"shift_{angle}_total_entropy": angle / 90,
+                    f"shift_{angle}_mutual_information": angle / 300,
+                }
+            )
+        config = {"data": {"name": "digits"}, "network_label": "mlp", "engine": {"label": engine}, "symmetry": symmetry}
+        return {"config": config, "metrics": metrics}
+
+    cells = [cell(e, s, seed, 0.95) for e in ("nuts", "mfvi") for s in ("standard", "w_asym") for seed in (0, 1)]
+    table = shift_table(cells)
+    assert "| acc 0° | acc 45° | acc 90° | ECE 45° | MI 45° |" in table
+    assert "| digits | mlp | nuts | standard | 0.955 ± 0.007 | 0.730 ± 0.007 | 0.505 ± 0.007 | 0.050 ± 0.000 |" in table
+    assert plot_shift(cells, tmp_path / "shift.png").stat().st_size > 1000
