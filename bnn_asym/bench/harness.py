@@ -381,11 +381,9 @@ def score_ood(f: FittedCell) -> Scores:
     artifacts = {}
     if f.classification:
         curve = risk_coverage(f.post.draw_probabilities(f.ds.X_test), f.ds.y_test)
-        points = np.unique(np.linspace(0, len(curve["risk"]) - 1, min(50, len(curve["risk"]))).astype(int))
-        artifacts["risk_coverage"] = {
-            "coverage": curve["coverage"][points].tolist(),
-            "risk": curve["risk"][points].tolist(),
-        }
+        coverage, risk = np.asarray(curve["coverage"]), np.asarray(curve["risk"])
+        points = np.unique(np.linspace(0, len(risk) - 1, min(50, len(risk))).astype(int))  # 50 points are enough
+        artifacts["risk_coverage"] = {"coverage": coverage[points].tolist(), "risk": risk[points].tolist()}
     return metrics, artifacts
 
 
