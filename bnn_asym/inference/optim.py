@@ -7,13 +7,13 @@ when there are enough.
 
 Two optimisers (``optimizer``):
 
-- "lbfgs": full-batch L-BFGS (optax, zoom line search) -- the mode itself. It stops once converged: every
-  gradient entry of the per-row loss below ``gtol``, or the loss falling by less than ``ftol`` nats per row
-  in each of ``STALL_STEPS`` steps (float32 cannot resolve much more). From then on a step leaves the state
+- "lbfgs": full-batch L-BFGS (optax, zoom line search) -- the mode itself, within 10,000 steps by default.
+  It stops once converged: every gradient entry of the per-row loss below ``gtol``, or the loss falling by
+  less than ``ftol`` nats per row in each of ``STALL_STEPS`` steps (float32 cannot resolve much more). From then on a step leaves the state
   unchanged, so where the run stops does not change its result; a run that uses up ``num_steps`` first
   warns with its gradient norm.
 - "adam": Adam on mini-batches (``batch_size``, 128 by default) with a constant or cosine learning rate,
-  for data sets too large to pass over at every step; it has no stopping rule.
+  for data sets too large to pass over at every step; it has no stopping rule (2,000 steps by default).
 
 "auto" (the default) takes L-BFGS when no ``batch_size`` is given and a full pass is cheap (rows x free
 parameters <= ``AUTO_LBFGS_MAX_WORK``), Adam otherwise. On a 5-parameter linear regression L-BFGS reaches
@@ -41,13 +41,21 @@ OPTIMIZERS = ("auto", "lbfgs", "adam")
 AUTO_LBFGS_MAX_WORK = 1e8  # "auto": L-BFGS while rows x free parameters of one full pass stays below this
 ADAM_BATCH = 128  # Adam's rows per step when no batch_size is given
 STALL_STEPS = 20  # L-BFGS: consecutive steps below ftol that count as converged
+# default step limits: L-BFGS stops at its mode, so its limit only catches runs that never get there (the
+# standard suite's digits MLP needs 2,000-5,000 steps, 0.1 ms each); Adam has no stopping rule and runs them all
+LBFGS_STEPS = 10_000
+ADAM_STEPS = 2_000
 
 
 @dataclass
 class OptimizerOptions:
     """The options every MAP-based engine shares."""
 
-    num_steps: int = field(2000, integer(1), "optimiser steps at most (L-BFGS stops once converged)")
+    num_steps: int | None = field(
+        None,
+        optional(integer(1)),
+        "optimiser steps at most; None: 10,000 for L-BFGS (it stops once converged), 2,000 for Adam",
+    )
     optimizer: str = field(
         "auto",
         one_of(*OPTIMIZERS),
@@ -95,6 +103,13 @@ def resolve_optimizer(options, n_rows: int, n_params: int | None = None) -> tupl
     if options.optimizer == "lbfgs" or (options.optimizer == "auto" and options.batch_size is None and cheap):
         return "lbfgs", None
     return "adam", options.batch_size or ADAM_BATCH
+
+
+def optimizer_steps(options, optimizer: str) -> int:
+    """``num_steps``, or the default step limit of the optimiser ``resolve_optimizer`` chose."""
+    if options.num_steps is not None:
+        return int(options.num_steps)
+    return LBFGS_STEPS if optimizer == "lbfgs" else ADAM_STEPS
 
 
 def learning_rate(lr: float, schedule: str, num_steps: int):
@@ -186,7 +201,7 @@ def map_algorithm(model, n_total: int, options) -> Algorithm:
 
         optimizer = lbfgs
     else:
-        optimizer = optax.adam(learning_rate(options.lr, options.schedule, options.num_steps))
+        optimizer = optax.adam(learning_rate(options.lr, options.schedule, optimizer_steps(options, chosen)))
 
         def step(key, state, batch):
             return adam_step(key, state, batch, loss_fn, optimizer)
@@ -202,7 +217,7 @@ def optimizer_display(options, n_rows: int) -> Display:
     return Display(
         loss_postfix,
         f"try a smaller learning rate (lr={options.lr:g} now)",
-        f"raise num_steps (now {options.num_steps}) or loosen gtol (now {options.gtol:g}) / ftol "
+        f"raise num_steps (now {optimizer_steps(options, 'lbfgs')}) or loosen gtol (now {options.gtol:g}) / ftol "
         f"(now {options.ftol:g})",
     )
 
@@ -225,8 +240,8 @@ class MAP(Engine):
             )
 
     def plan(self, options, n_rows: int, n_params: int | None = None) -> Plan:
-        _, batch = resolve_optimizer(options, n_rows, n_params)
-        return Plan(options.num_steps, APPROXIMATION, self.num_chains(options), batch, num_draws=1)
+        chosen, batch = resolve_optimizer(options, n_rows, n_params)
+        return Plan(optimizer_steps(options, chosen), APPROXIMATION, self.num_chains(options), batch, num_draws=1)
 
     def display(self, options, n_rows: int) -> Display:
         return optimizer_display(options, n_rows)

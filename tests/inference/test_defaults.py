@@ -96,8 +96,8 @@ def test_map_stops_at_the_mode_and_warns_when_it_cannot(moons):
     assert post.run_info.stopped_by == "converged" and post.run_info.steps < 2000 and not warned
     assert post.info["converged"] == [True] and post.info["grad_norm"][0] < 1e-2
     # where a converged run stops does not change it: a run with checkpoints goes on to num_steps, frozen
-    longer = bnn_asym.fit(net, X, y, engine="map", progress=False, checkpoints=[2000])
-    assert longer.run_info.steps == 2000 and longer.checkpoints[0].step == 2000
+    longer = bnn_asym.fit(net, X, y, engine="map", progress=False, num_steps=3000, checkpoints=[3000])
+    assert longer.run_info.steps == 3000 and longer.checkpoints[0].step == 3000
     np.testing.assert_array_equal(longer.draws["fc0.weight"], post.draws["fc0.weight"])
     short, warned = _fit_recording_warnings(net, X, y, engine="map", num_steps=5, progress=False)
     assert short.info["converged"] == [False] and len(warned) == 1
