@@ -9,9 +9,9 @@ Two optimisers (``optimizer``):
 
 - "lbfgs": full-batch L-BFGS (optax, zoom line search) -- the mode itself, within 10,000 steps by default.
   It stops once converged: every gradient entry of the per-row loss below ``gtol``, or the loss falling by
-  less than ``ftol`` nats per row in each of ``STALL_STEPS`` steps (float32 cannot resolve much more). From then on a step leaves the state
-  unchanged, so where the run stops does not change its result; a run that uses up ``num_steps`` first
-  warns with its gradient norm.
+  less than ``ftol`` nats per row in each of ``STALL_STEPS`` steps (float32 cannot resolve much more). From
+  then on a step leaves the state unchanged, so where the run stops does not change its result; a run that
+  uses up ``num_steps`` first warns with its gradient norm.
 - "adam": Adam on mini-batches (``batch_size``, 128 by default) with a constant or cosine learning rate,
   for data sets too large to pass over at every step; it has no stopping rule (2,000 steps by default).
 
