@@ -5,6 +5,7 @@ bnn-asym fit  --data moons --engine nuts --symmetry standard w_asym     fit BNNs
 bnn-asym evaluate POSTERIOR.nc --data digits --ood noise rotated        uncertainty, OOD detection, shift
 bnn-asym lmc  --data mnist --model mlp     linear mode connectivity: table, JSON and plot
 bnn-asym mli  --data mnist --model mlp     monotonic linear interpolation: table, JSON and plot
+bnn-asym merge --data digits --runs 3      model merging without / with alignment and REPAIR
 bnn-asym bench SUITE                      benchmark suites: engines x symmetries x networks x data x seeds
 bnn-asym report STORE                     Markdown + PNG report of a benchmark store
 """
@@ -208,7 +209,7 @@ def _cmd_phenomenon(args) -> int:
     import torch
 
     from .bench.machine import machine_description
-    from .bench.phenomena import PhenomenonConfig, run_lmc, run_mli, write_report
+    from .bench.phenomena import PhenomenonConfig, run_lmc, run_merge, run_mli, write_report
     from .bench.store import ResultsStore
     from .training import TrainConfig
 
@@ -217,7 +218,7 @@ def _cmd_phenomenon(args) -> int:
     experiment = {k: getattr(args, k) for k in ("data", "model", "runs", "n_points", "seed", "n_samples")}
     cfg = PhenomenonConfig(**experiment, init_scheme=args.init, train=train)
     store = ResultsStore(args.store)
-    runner = run_lmc if args.command == "lmc" else run_mli
+    runner = {"lmc": run_lmc, "mli": run_mli, "merge": run_merge}[args.command]
     report = runner(cfg, store, progress=not args.no_progress)
     paths = write_report(report, args.out, machine=machine_description(), tag=args.tag)
     return _print_report(report, paths, args.store)
@@ -541,6 +542,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_phenomenon_parser(
         sub, "mli", "monotonic linear interpolation from init to trained weights", "networks per variant"
+    )
+    _add_phenomenon_parser(
+        sub,
+        "merge",
+        "model merging: naive / weight matching / + REPAIR averages of independently trained networks, one task "
+        "and split across two",
+        "parent sets per variant",
     )
     _add_bench_parsers(sub)
     return parser

@@ -1,9 +1,11 @@
-"""Symmetry phenomena experiments: linear mode connectivity (LMC) and monotonic linear interpolation (MLI).
+"""Symmetry phenomena experiments: linear mode connectivity (LMC), monotonic linear interpolation (MLI) and
+model merging.
 
 ``run_lmc`` trains pairs of networks for standard, sigma-Asym and W-Asym specs, interpolates each pair
 (standard pairs also after weight-matching alignment) and reports loss barriers; ``run_mli`` trains
-single networks and measures the init -> trained interpolation. Every pair / run is one job in a
-ResultsStore: rerunning skips finished jobs, so an interrupted experiment resumes.
+single networks and measures the init -> trained interpolation; ``run_merge`` trains sets of parents and
+merges them (naive, weight matching, weight matching + REPAIR), on one task and split across two. Every
+pair / run is one job in a ResultsStore: rerunning skips finished jobs, so an interrupted experiment resumes.
 """
 
 from __future__ import annotations
@@ -204,6 +206,102 @@ def run_mli(cfg: PhenomenonConfig, store: ResultsStore, progress: bool = True) -
 
 
 # ----------------------------------------------------------------------------------------------------
+MERGE_VARIANTS = (
+    ("standard", "naive"),
+    ("standard", "weight_matching"),
+    ("standard", "repair"),
+    ("sigma_asym", "naive"),
+    ("w_asym", "naive"),
+)
+MERGE_PARENTS = 2
+SPLIT_CLASSES = (0, 1, 2, 3, 4)  # the split-task case: one parent sees these classes, the other the rest
+
+
+def merge_spec(cfg: PhenomenonConfig, ds, symmetry: str, seed: int):
+    """The merging experiment's MLP: three hidden layers of 512 without normalisation layers (REPAIR corrects
+    the statistics a norm layer would reset), the default W-Asym rule."""
+    if cfg.model != "mlp":
+        raise ValueError(f"the merging experiment uses MLPs; got model={cfg.model!r}")
+    config = NetworkConfig("mlp", hidden=(512, 512, 512), norm="none", seed=seed)
+    return network_for_data(config, ds, symmetry).with_init(cfg.init_scheme)
+
+
+def _merge_run(cfg: PhenomenonConfig, ds, symmetry: str, run: int) -> dict:
+    """MERGE_PARENTS networks of one spec (shared masks / F) from independent inits and data orders, merged by
+    every method of MERGE_VARIANTS for this symmetry; and the split-task case (each parent trained on half the
+    classes, the merge scored on all)."""
+    from ..symmetry.merge import merge, merge_scores
+
+    spec = merge_spec(cfg, ds, symmetry, seed=cfg.seed + run)
+    methods = [m for s, m in MERGE_VARIANTS if s == symmetry]
+    seeds = [(50_000 + MERGE_PARENTS * run + k, 60_000 + MERGE_PARENTS * run + k) for k in range(MERGE_PARENTS)]
+    parents = [_trained(cfg, spec, ds, sd, f"{symmetry} run {run} net {k}").params for k, sd in enumerate(seeds)]
+    out: dict = {"same_task": {}, "split_task": {}}
+    for method in methods:
+        result = merge(spec, parents, method, X=ds.X_train, seed=run)
+        out["same_task"][method] = {
+            "test": merge_scores(spec, result, ds.X_test, ds.y_test),
+            "train": merge_scores(spec, result, ds.X_train, ds.y_train),
+        }
+    first = np.isin(ds.y_train, SPLIT_CLASSES)
+    halves = [(ds.X_train[first], ds.y_train[first]), (ds.X_train[~first], ds.y_train[~first])]
+    split = [
+        train(spec, X, y, config=cfg.train, init_seed=sd[0], data_seed=sd[1], desc=f"{symmetry} run {run} half {k}")
+        for k, ((X, y), sd) in enumerate(zip(halves, seeds))
+    ]
+    for method in methods:
+        result = merge(spec, [r.params for r in split], method, X=ds.X_train, seed=run)
+        out["split_task"][method] = {"test": merge_scores(spec, result, ds.X_test, ds.y_test)}
+    return out
+
+
+def run_merge(cfg: PhenomenonConfig, store: ResultsStore, progress: bool = True) -> dict:
+    """Train ``cfg.runs`` parent sets per symmetry kind and merge them by every method (MERGE_VARIANTS)."""
+    per_symmetry, reused, total = _run_jobs(cfg, store, "merge_run", _merge_run, progress)
+    rows = {}
+    for symmetry, method in MERGE_VARIANTS:
+        runs = per_symmetry[symmetry]
+        same = [r["same_task"][method] for r in runs]
+        split = [r["split_task"][method]["test"] for r in runs]
+        rows[f"{symmetry} {method}"] = {
+            "test_barrier": _summary([r["test"]["barrier"] for r in same]),
+            "train_barrier": _summary([r["train"]["barrier"] for r in same]),
+            "merged_test_accuracy": _summary([r["test"]["merged_accuracy"] for r in same]),
+            "parents_test_accuracy": _summary([r["test"]["parents_accuracy"] for r in same]),
+            "ensemble_test_accuracy": _summary([r["test"]["ensemble_accuracy"] for r in same]),
+            "accuracy_share": _summary([r["test"]["accuracy_share"] for r in same]),
+            "split_merged_accuracy": _summary([r["merged_accuracy"] for r in split]),
+            "split_parents_accuracy": _summary([r["parents_accuracy"] for r in split]),
+            "split_ensemble_accuracy": _summary([r["ensemble_accuracy"] for r in split]),
+        }
+    return {"experiment": "merge", "config": cfg.to_dict(), "variants": rows, "jobs_reused": reused, "jobs": total}
+
+
+def merge_table(report: dict) -> str:
+    cfg = report["config"]
+    t = cfg["train"]
+    lines = [
+        f"Model merging on {cfg['data']} (MLP, 3 x 512, no norm layers): {MERGE_PARENTS} parents per run, "
+        f"{cfg['runs']} runs per variant, {t['epochs']} epochs of AdamW (lr {t['lr']}, {t['schedule']} schedule, "
+        f"weight decay {t['weight_decay']}); mean ± std over runs. Barrier = loss of the merged network - mean "
+        "loss of its parents; share = merged accuracy / accuracy of the parents' ensemble. Split task: one parent "
+        f"trained on classes {', '.join(map(str, SPLIT_CLASSES))}, the other on the rest, scored on all.",
+        "",
+        "| variant | test barrier | train barrier | merged test acc | parents' test acc | ensemble test acc "
+        "| share | split task: merged acc | split: parents' acc | split: ensemble acc |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for v, r in report["variants"].items():
+        lines.append(
+            f"| {v} | {_pm(r['test_barrier'])} | {_pm(r['train_barrier'])} | {_pm(r['merged_test_accuracy'])} | "
+            f"{_pm(r['parents_test_accuracy'])} | {_pm(r['ensemble_test_accuracy'])} | {_pm(r['accuracy_share'])} "
+            f"| {_pm(r['split_merged_accuracy'])} | {_pm(r['split_parents_accuracy'])} "
+            f"| {_pm(r['split_ensemble_accuracy'])} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# ----------------------------------------------------------------------------------------------------
 def _pm(s: dict, digits: int = 3) -> str:
     return f"{s['mean']:.{digits}f} ± {s['std']:.{digits}f}"
 
@@ -255,6 +353,8 @@ def plot_curves(report: dict, path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    if report["experiment"] == "merge":
+        return plot_merge(report, path)
     key = "test_loss_curves" if report["experiment"] == "lmc" else "train_loss_curves"
     fig, ax = plt.subplots(figsize=(6, 4))
     for variant, r in report["variants"].items():
@@ -282,12 +382,42 @@ def plot_curves(report: dict, path) -> None:
     plt.close(fig)
 
 
+def plot_merge(report: dict, path) -> None:
+    """Per variant: the merged network's test accuracy next to its parents' and their ensemble's (same task),
+    and the split-task merge's; mean with std whiskers over runs."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    variants = list(report["variants"])
+    fig, axes = plt.subplots(1, 2, figsize=(11, 3.8), sharey=True)
+    panels = (
+        ("same task", ("parents_test_accuracy", "merged_test_accuracy", "ensemble_test_accuracy")),
+        ("split task", ("split_parents_accuracy", "split_merged_accuracy", "split_ensemble_accuracy")),
+    )
+    xs = np.arange(len(variants))
+    for ax, (title, keys) in zip(axes, panels):
+        for offset, key, label in zip((-0.27, 0, 0.27), keys, ("parents", "merged", "ensemble of parents")):
+            r = [report["variants"][v][key] for v in variants]
+            ax.bar(xs + offset, [x["mean"] for x in r], 0.27, yerr=[x["std"] for x in r], label=label, capsize=2)
+        ax.set_xticks(xs, [v.replace(" ", "\n") for v in variants], fontsize=8)
+        ax.set(title=f"{title}: test accuracy", ylim=(0, 1))
+        ax.grid(axis="y", alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
+    plt.close(fig)
+
+
 def write_report(report: dict, out_dir, machine: str | None = None, tag: str = "") -> list[Path]:
     """Markdown table, JSON (with curves) and PNG plot, each written atomically; returns the paths."""
     out_dir = Path(out_dir)
     cfg = report["config"]
     stem = f"{report['experiment']}_{cfg['data']}_{cfg['model']}" + (f"_{tag}" if tag else "")
-    table = lmc_table(report) if report["experiment"] == "lmc" else mli_table(report)
+    tables = {"lmc": lmc_table, "mli": mli_table, "merge": merge_table}
+    table = tables[report["experiment"]](report)
     if machine:
         table += f"\nMachine: {machine}\n"
     paths = [out_dir / f"{stem}.md", out_dir / f"{stem}.json", out_dir / f"{stem}.png"]

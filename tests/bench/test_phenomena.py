@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from bnn_asym.bench.phenomena import PhenomenonConfig, run_lmc, run_mli, write_report
+from bnn_asym.bench.phenomena import MERGE_VARIANTS, PhenomenonConfig, run_lmc, run_merge, run_mli, write_report
 from bnn_asym.bench.store import ResultsStore
 from bnn_asym.cli import main
 from bnn_asym.training import TrainConfig
@@ -29,6 +29,21 @@ def test_mli_report(tmp_path):
     report = run_mli(PhenomenonConfig(**TINY), ResultsStore(tmp_path / "s.sqlite"), progress=False)
     row = report["variants"]["w_asym"]
     assert 0 <= row["monotonic_fraction"] <= 1 and len(row["train_loss_curves"]) == 1
+
+
+def test_merge_report_has_every_variant_and_resumes(tmp_path):
+    store = ResultsStore(tmp_path / "s.sqlite")
+    cfg = PhenomenonConfig(**TINY)
+    report = run_merge(cfg, store, progress=False)
+    assert list(report["variants"]) == [f"{s} {m}" for s, m in MERGE_VARIANTS]
+    for row in report["variants"].values():
+        assert 0 <= row["merged_test_accuracy"]["mean"] <= 1 and 0 <= row["split_merged_accuracy"]["mean"] <= 1
+        # the parents' ensemble is about as accurate as the average parent or better (margin 0.1: 2-epoch nets)
+        assert row["ensemble_test_accuracy"]["mean"] >= row["parents_test_accuracy"]["mean"] - 0.1
+    assert run_merge(cfg, store, progress=False)["jobs_reused"] == 3
+    paths = write_report(report, tmp_path / "out", machine="test machine")
+    md = paths[0].read_text()
+    assert "| standard repair |" in md and "split task" in md and paths[2].stat().st_size > 1000
 
 
 def test_bad_configs():
