@@ -1,0 +1,75 @@
+"""Metanetworks on planted relations and StatNN's features against a direct computation."""
+
+import numpy as np
+import pytest
+from scipy.stats import kendalltau
+
+from bnn_asym import metanet
+
+
+def planted_zoo(n=400, seed=0):
+    """Networks whose first layer's weights have a per-network scale s; 'accuracy' = a smooth function of s."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(0.5, 2.0, n)
+    params = {
+        "fc0.weight": s[:, None, None] * rng.standard_normal((n, 32, 32)),
+        "fc0.bias": 0.1 * rng.standard_normal((n, 32)),
+        "out.weight": rng.standard_normal((n, 3, 32)),
+        "out.bias": 0.1 * rng.standard_normal((n, 3)),
+    }
+    return params, 0.3 + 0.6 / (1 + np.exp(-2 * (s - 1.2)))
+
+
+def test_statnn_features_equal_a_direct_computation():
+    params, _ = planted_zoo(n=10)
+    got = metanet.statnn_features(params)
+    assert got.shape == (10, 7 * 4)
+    w = params["fc0.weight"][3].ravel()  # sorted names: fc0.bias, fc0.weight, out.bias, out.weight
+    expected = [w.mean(), w.var(), w.min(), np.percentile(w, 25), np.median(w), np.percentile(w, 75), w.max()]
+    np.testing.assert_allclose(got[3, 7:14], expected, rtol=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(2))
+def test_statnn_learns_a_planted_relation(seed):
+    """Accuracy is a monotone function of the first layer's weight spread, which StatNN's variance feature
+    estimates from 1,024 entries: test Kendall tau > 0.9 and R^2 > 0.95 on 100 networks (measured tau
+    0.92-0.94, R^2 0.985-0.989 on seeds 0-2; the oracle -- ranking by the true spread's estimate -- reaches
+    ~0.95, so the margin is in the features, not in the training)."""
+    params, target = planted_zoo(seed=seed)
+    got = metanet.fit_metanet("statnn", params, target, seed=seed)
+    assert got["kendall_tau"] > 0.9 and got["r2"] > 0.95, got
+    assert got["n_train"] == 200 and got["n_test"] == 100
+
+
+def test_deepsets_and_mlp_metanets_train_and_rank_better_than_chance_where_they_can():
+    """DeepSets pools each layer's units (the spread is a per-unit pattern it can average): measured tau 0.93
+    at full length, asserted > 0.5 after 100 epochs. The flat MLP sees 1,000+ raw entries of 200 networks and
+    cannot estimate a spread from them (measured tau -0.06-0.12): reported, not asserted."""
+    params, target = planted_zoo(n=200)
+    deepsets = metanet.fit_metanet("deepsets", params, target, seed=0, epochs=100)
+    assert deepsets["kendall_tau"] > 0.5, deepsets
+    flat = metanet.fit_metanet("mlp", params, target, seed=0, epochs=100)
+    assert np.isfinite(flat["r2"]) and -1 <= flat["kendall_tau"] <= 1
+
+
+def test_evaluate_metanets_summarises_over_seeds():
+    params, target = planted_zoo(n=80)
+    out = metanet.evaluate_metanets(params, target, kinds=("mlp", "statnn"), seeds=range(2), epochs=50)
+    assert set(out) == {"mlp", "statnn"} and len(out["statnn"]["runs"]) == 2
+    taus = [r["kendall_tau"] for r in out["mlp"]["runs"]]
+    assert out["mlp"]["tau_mean"] == pytest.approx(np.mean(taus))
+    assert kendalltau([1, 2, 3], [1, 2, 3]).statistic == 1.0
+
+
+def test_bad_metanet_inputs_get_clear_errors():
+    params, target = planted_zoo(n=20)
+    with pytest.raises(ValueError, match="metanet kind='nfn' is not valid; accepted: mlp, statnn, deepsets"):
+        metanet.fit_metanet("nfn", params, target)
+    with pytest.raises(ValueError, match="disagree"):
+        metanet.fit_metanet("mlp", params, target[:-1])
+    with pytest.raises(ValueError, match="too few"):
+        metanet.fit_metanet("mlp", {k: v[:5] for k, v in params.items()}, target[:5])
+    bad = target.copy()
+    bad[0] = np.nan
+    with pytest.raises(ValueError, match="finite"):
+        metanet.fit_metanet("mlp", params, bad)
