@@ -6,6 +6,8 @@ bnn-asym evaluate POSTERIOR.nc --data digits --ood noise rotated        uncertai
 bnn-asym lmc  --data mnist --model mlp     linear mode connectivity: table, JSON and plot
 bnn-asym mli  --data mnist --model mlp     monotonic linear interpolation: table, JSON and plot
 bnn-asym merge --data digits --runs 3      model merging without / with alignment and REPAIR
+bnn-asym zoo --data digits --n-networks 1000   a model zoo per symmetry kind (resumable)
+bnn-asym metanet runs/zoo --mli           metanetworks (R^2, Kendall tau) and MLI over a zoo
 bnn-asym bench SUITE                      benchmark suites: engines x symmetries x networks x data x seeds
 bnn-asym report STORE                     Markdown + PNG report of a benchmark store
 """
@@ -195,6 +197,69 @@ def _cmd_evaluate(args) -> int:
         atomic_write_text(Path(args.json), json.dumps(result, indent=1))
         print(f"wrote {args.json}")
     return 0
+
+
+def _cmd_zoo(args) -> int:
+    from . import zoo
+
+    torch_threads()
+    cfg = zoo.ZooConfig(
+        data=args.data,
+        family=args.family,
+        symmetries=tuple(args.symmetry),
+        n_networks=args.n_networks,
+        chunk_size=args.chunk_size,
+        epochs_low=args.epochs[0],
+        epochs_high=args.epochs[1],
+        n_samples=args.n_samples,
+        seed=args.seed,
+    )
+    z = zoo.build(cfg, args.out, progress=not args.no_progress)
+    print(f"zoo at {z.path}: {cfg.family} on {cfg.data}")
+    print("| symmetry | networks | diverged | test accuracy: mean | min | max |\n|---|---|---|---|---|---|")
+    for symmetry in cfg.symmetries:
+        rows = z.rows(symmetry)
+        acc = np.array([r["test_accuracy"] for r in rows])
+        diverged = sum(r["diverged"] for r in rows)
+        print(f"| {symmetry} | {len(rows)} | {diverged} | {acc.mean():.3f} | {acc.min():.3f} | {acc.max():.3f} |")
+    return 0
+
+
+def _cmd_metanet(args) -> int:
+    import json
+
+    from . import zoo
+    from .io import atomic_write_text
+
+    z = zoo.Zoo(args.zoo)
+    result: dict = {"zoo": str(z.path), "config": z.config.to_dict()}
+    result["metanets"] = zoo.metanet_table(z, args.kinds, range(args.seeds), args.epochs)
+    print("| symmetry | metanet | test R^2 | Kendall tau |\n|---|---|---|---|")
+    for symmetry, by_kind in result["metanets"].items():
+        for kind, r in by_kind.items():
+            print(
+                f"| {symmetry} | {kind} | {r['r2_mean']:.3f} ± {r['r2_std']:.3f} | "
+                f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f} |"
+            )
+    if args.mli:
+        result["mli"] = zoo.mli_table(z)
+        print("\n| symmetry | networks | monotonic | Δ | local convexity | globally convex |")
+        print("|---|---|---|---|---|---|")
+        for symmetry, r in result["mli"].items():
+            print(
+                f"| {symmetry} | {r['networks']} | {100 * r['monotonic']:.1f}% | {r['max_increase']:.4f} | "
+                f"{r['local_convexity']:.3f} | {100 * r['globally_convex']:.1f}% |"
+            )
+    if args.json:
+        atomic_write_text(Path(args.json), json.dumps(result, indent=1))
+        print(f"wrote {args.json}")
+    return 0
+
+
+def torch_threads() -> None:
+    import torch
+
+    torch.set_num_threads(1)
 
 
 def _print_report(report: dict, paths: list, store: str) -> int:
@@ -464,6 +529,32 @@ def _add_evaluate_parser(sub) -> None:
     e.set_defaults(func=_cmd_evaluate)
 
 
+def _add_zoo_parsers(sub) -> None:
+    from .zoo import DATA, FAMILIES, SYMMETRIES
+
+    z = _subparser(sub, "zoo", "train a model zoo: networks per symmetry kind with sampled hyper-parameters; resumable")
+    z.add_argument("--data", default="digits", choices=DATA, help="offline data set")
+    z.add_argument("--family", default="cnn", choices=FAMILIES, help="network of the zoo (bnn_asym.zoo.zoo_spec)")
+    z.add_argument("--symmetry", nargs="+", default=list(SYMMETRIES), choices=SYMMETRIES, help="symmetry kinds")
+    z.add_argument("--n-networks", type=int, default=1000, help="networks per symmetry kind")
+    z.add_argument("--chunk-size", type=int, default=50, help="networks trained together by one vmapped program")
+    z.add_argument("--epochs", type=int, nargs=2, default=[10, 40], metavar=("LOW", "HIGH"), help="epochs range")
+    _add_rows_argument(z)
+    z.add_argument("--seed", type=int, default=0, help="seed of the data split, the specs and the sampling")
+    z.add_argument("--out", default="runs/zoo", help="the zoo's folder (index.sqlite and NetCDF chunks)")
+    z.add_argument("--no-progress", action="store_true", help="no progress bars")
+    z.set_defaults(func=_cmd_zoo)
+
+    m = _subparser(sub, "metanet", "predict a zoo's test accuracies from its weights (MLP, StatNN, DeepSets)")
+    m.add_argument("zoo", help="a zoo folder written by bnn-asym zoo")
+    m.add_argument("--kinds", nargs="+", default=None, choices=("mlp", "statnn", "deepsets"), help="None: all")
+    m.add_argument("--seeds", type=int, default=5, help="splits and inits per metanet")
+    m.add_argument("--epochs", type=int, default=1000, help="full-batch Adam steps per penalty")
+    m.add_argument("--mli", action="store_true", help="also the MLI statistics of every network")
+    m.add_argument("--json", default=None, metavar="FILE", help="also write every number as JSON")
+    m.set_defaults(func=_cmd_metanet)
+
+
 def _add_suite_arguments(parser, store_help: str) -> None:
     """The suite and store arguments that bench and reference share."""
     from .bench.suites import builtin_suites
@@ -550,6 +641,7 @@ def build_parser() -> argparse.ArgumentParser:
         "and split across two",
         "parent sets per variant",
     )
+    _add_zoo_parsers(sub)
     _add_bench_parsers(sub)
     return parser
 
@@ -558,7 +650,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FloatingPointError) as e:  # bad input or a diverged run: message, no traceback
+    except (ValueError, TypeError, FloatingPointError, FileNotFoundError) as e:  # bad input, a diverged run: a message
         print(f"bnn-asym {args.command}: error: {e}", file=sys.stderr)
         return 2
 

@@ -354,3 +354,56 @@ def build(cfg: ZooConfig, path, progress: bool = True) -> Zoo:
         hyper, inits, finals, diverged, scores = train_chunk(cfg, ds, symmetry, networks)
         _write_chunk(path, symmetry, chunk, networks, hyper, inits, finals, diverged, scores)
     return Zoo(path)
+
+
+# ----- analyses over a zoo -----------------------------------------------------------------------------------
+def mli_table(z: Zoo, n_points: int = 25, subset: int = 1000) -> dict[str, dict]:
+    """Monotonic linear interpolation from init to trained weights for every zoo network, per symmetry kind:
+    share monotonic, mean max increase (Delta), local convexity, share globally convex (the paper's Table 5
+    statistics), on a fixed subset of the training rows; diverged networks are left out."""
+    from .symmetry.interpolation import interpolate, mli_stats
+
+    ds = load_data(z.config)
+    n = min(subset, len(ds.X_train))
+    out = {}
+    for symmetry in z.config.symmetries:
+        finals, rows = z.parameters(symmetry, "final")
+        inits, _ = z.parameters(symmetry, "init")
+        spec = z.spec(symmetry)
+        stats = [
+            mli_stats(
+                interpolate(
+                    spec,
+                    {k: v[i] for k, v in inits.items()},
+                    {k: v[i] for k, v in finals.items()},
+                    ds.X_train[:n],
+                    ds.y_train[:n],
+                    n_points=n_points,
+                )
+            )
+            for i, r in enumerate(rows)
+            if not r["diverged"]
+        ]
+        out[symmetry] = {
+            "networks": len(stats),
+            "monotonic": float(np.mean([s.monotonic for s in stats])),
+            "max_increase": float(np.mean([s.max_increase for s in stats])),
+            "local_convexity": float(np.mean([s.local_convexity for s in stats])),
+            "globally_convex": float(np.mean([s.globally_convex for s in stats])),
+        }
+    return out
+
+
+def metanet_table(z: Zoo, kinds=None, seeds=range(5), epochs: int = 1000) -> dict[str, dict]:
+    """Every metanet kind (``bnn_asym.metanet``) predicting test accuracy from the final free parameters, per
+    symmetry kind: mean and std of test R^2 and Kendall tau over ``seeds``; diverged networks are left out."""
+    from . import metanet
+
+    out = {}
+    for symmetry in z.config.symmetries:
+        finals, rows = z.parameters(symmetry, "final")
+        keep = np.array([not r["diverged"] for r in rows])
+        target = np.array([r["test_accuracy"] for r in rows])[keep]
+        params = {k: v[keep] for k, v in finals.items()}
+        out[symmetry] = metanet.evaluate_metanets(params, target, kinds or metanet.KINDS, seeds, epochs)
+    return out

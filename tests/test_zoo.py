@@ -71,3 +71,23 @@ def test_bad_zoo_inputs_get_clear_errors(tmp_path):
     zoo._open_index(tmp_path, zoo.ZooConfig(**TINY))
     with pytest.raises(ValueError, match="was built with another config"):
         zoo._open_index(tmp_path, zoo.ZooConfig(**{**TINY, "n_networks": 7}))
+
+
+def test_cli_builds_a_zoo_and_scores_metanets_and_mli(tmp_path, capsys):
+    import json
+
+    from bnn_asym.cli import main
+
+    out = tmp_path / "zoo"
+    argv = ["zoo", "--family", "mlp", "--symmetry", "standard", "w_asym", "--n-networks", "8", "--chunk-size", "8"]
+    assert main(argv + ["--epochs", "1", "2", "--n-rows", "300", "--out", str(out), "--no-progress"]) == 0
+    assert "| w_asym | 8 |" in capsys.readouterr().out
+    report = tmp_path / "m.json"
+    argv = ["metanet", str(out), "--kinds", "statnn", "--seeds", "2", "--epochs", "20", "--mli", "--json", str(report)]
+    assert main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| w_asym | statnn |" in printed and "| standard | 8 |" in printed
+    got = json.loads(report.read_text())
+    assert len(got["metanets"]["standard"]["statnn"]["runs"]) == 2
+    assert 0 <= got["mli"]["w_asym"]["monotonic"] <= 1 and got["mli"]["w_asym"]["networks"] <= 8
+    assert main(["metanet", str(tmp_path / "nowhere")]) == 2  # no zoo there: a message, no traceback
