@@ -123,9 +123,7 @@ def sample_hyperparameters(cfg: ZooConfig, symmetry: str, networks: np.ndarray) 
         out["weight_decay"].append(10 ** -rng.uniform(1, 5))
         out["label_smoothing"].append(rng.uniform(0, 0.2))
         out["epochs"].append(int(rng.integers(cfg.epochs_low, cfg.epochs_high + 1)))
-    return {
-        k: np.asarray(v, np.int32 if k == "epochs" else np.float32) for k, v in out.items()
-    }  # float32: what the training program reads
+    return {k: np.asarray(v, np.int32 if k == "epochs" else np.float32) for k, v in out.items()}
 
 
 def init_seed(cfg: ZooConfig, symmetry: str, network: int) -> int:
