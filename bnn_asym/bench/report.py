@@ -409,6 +409,43 @@ def plot_symmetry(cells: list[dict], path) -> Path | None:
     return _save(fig, path)
 
 
+PRIOR_SENSITIVITY = (("nll", "NLL"), ("accuracy", "acc"), ("ece", "ECE"), ("total_variation", "TV"))
+
+
+def prior_sensitivity_table(cells: list[dict]) -> str:
+    """Every engine under each prior scale its network was run with (cells whose networks differ only in
+    ``prior_scale``): test NLL, accuracy, ECE and distance to that prior's reference, side by side; empty when
+    every network has one prior."""
+    from ..models.priors import DEFAULT_SCALE
+    from .suites import network_label
+
+    groups: dict = {}
+    for c in cells:
+        cfg = c["config"]
+        network = dict(cfg["network"])
+        scale = network.pop("prior_scale", None)
+        if scale is None:
+            continue
+        base = network_label({**network, "prior_scale": DEFAULT_SCALE})  # the label without its prior
+        key = (cfg["data"]["name"], base, cfg["engine"]["label"], cfg["symmetry"])
+        groups.setdefault(key, {}).setdefault(float(scale), []).append(c)
+    scales = sorted({s for by_scale in groups.values() for s in by_scale})
+    if len(scales) < 2:
+        return ""
+    header = [f"{label} (prior {s:g})" for key, label in PRIOR_SENSITIVITY for s in scales]
+    lines = ["| data | network | engine | symmetry | " + " | ".join(header) + " |", "|" + "---|" * (4 + len(header))]
+    order = sorted(
+        groups, key=lambda k: (k[0], k[1], k[2], SYMMETRY_ORDER.index(k[3]) if k[3] in SYMMETRY_ORDER else 9)
+    )
+    for key in order:
+        by_scale = groups[key]
+        cols = [
+            _mean_std(r["metrics"].get(m) for r in by_scale.get(s, [])) for m, _ in PRIOR_SENSITIVITY for s in scales
+        ]
+        lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cols) + " |")
+    return "\n".join(lines)
+
+
 def _ood_sets(cells: list[dict]) -> list[str]:
     """The OOD sets scored in these cells, in the harness's order (from metric names ood_<set>_<criterion>_...)."""
     from ..metrics.uncertainty import CRITERIA
@@ -614,6 +651,9 @@ def write_report(
     sym = symmetry_table(cells)
     if sym:
         parts += ["", "## Symmetry and multimodality", "", sym]
+    prior = prior_sensitivity_table(cells)
+    if prior:
+        parts += ["", "## Prior sensitivity (the same networks under each prior scale)", "", prior]
     ood = ood_table(cells)
     if ood:
         parts += ["", "## Uncertainty: OOD detection (AUROC, 0.5 = chance) and selective prediction", "", ood]

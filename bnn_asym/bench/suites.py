@@ -83,6 +83,12 @@ class NetworkSpec(NetworkConfig):
 
     prior_scale: float = DEFAULT_SCALE
 
+    def label(self) -> str:
+        """The network's label, with its prior scale unless it is the default (``mlp-3x16-prior1``): the prior
+        is part of the model, and two priors are two rows of every table."""
+        base = super().label()
+        return base if self.prior_scale == DEFAULT_SCALE else f"{base}-prior{self.prior_scale:g}"
+
 
 def network_label(network: dict) -> str:
     """The label of a stored network config (``Cell.config()["network"]``), e.g. ``mlp-3x16``."""

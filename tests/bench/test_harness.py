@@ -273,3 +273,28 @@ def test_report_tables_and_figures_of_the_shift_group(tmp_path):
     assert "| acc 0° | acc 45° | acc 90° | ECE 45° | MI 45° |" in table
     assert "| digits | mlp | nuts | standard | 0.955 ± 0.007 | 0.730 ± 0.007 | 0.505 ± 0.007 | 0.050 ± 0.000 |" in table
     assert plot_shift(cells, tmp_path / "shift.png").stat().st_size > 1000
+
+
+def test_prior_sensitivity_table_puts_each_prior_side_by_side():
+    from bnn_asym.bench.report import prior_sensitivity_table
+    from bnn_asym.bench.suites import network_label
+
+    def cell(engine, scale, seed, nll):
+        network = {"family": "mlp", "hidden": [16, 16], "prior_scale": scale}
+        config = {"data": {"name": "digits"}, "network": network, "engine": {"label": engine}, "symmetry": "standard"}
+        return {"config": config, "metrics": {"nll": nll + 0.01 * seed, "accuracy": 0.97}}
+
+    assert network_label({"family": "mlp", "hidden": [16, 16], "prior_scale": 1.0}) == "mlp-3x16-prior1"
+    cells = [
+        cell(e, s, seed, 0.18 if s == 1.0 else 0.09)
+        for e in ("nuts", "ensemble")
+        for s in (1.0, 4.0)
+        for seed in (0, 1)
+    ]
+    table = prior_sensitivity_table(cells)
+    assert "| NLL (prior 1) | NLL (prior 4) |" in table
+    assert (
+        "| digits | mlp-3x16 | nuts | standard | 0.185 ± 0.007 | 0.095 ± 0.007 | 0.970 ± 0.000 | 0.970 ± 0.000 |"
+        in table
+    )
+    assert prior_sensitivity_table([c for c in cells if c["config"]["network"]["prior_scale"] == 1.0]) == ""
