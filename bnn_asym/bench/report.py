@@ -614,6 +614,19 @@ def plot_risk_coverage(store: BenchStore, cells: list[dict], path) -> Path | Non
     return _save(fig, path)
 
 
+def _sections(store: BenchStore, cells: list[dict]) -> list[tuple[str, str]]:
+    """(heading, table) of every report section after the headline that has something to show."""
+    sections = [
+        ("Time to target (warm starts included)", time_to_target_table(cells)),
+        ("Symmetry and multimodality", symmetry_table(cells)),
+        ("Prior sensitivity (the same networks under each prior scale)", prior_sensitivity_table(cells)),
+        ("Uncertainty: OOD detection (AUROC, 0.5 = chance) and selective prediction", ood_table(cells)),
+        ("Accuracy under rotation (covariate shift)", shift_table(cells)),
+        ("Reference posteriors", references_table(store)),
+    ]
+    return [(heading, table) for heading, table in sections if table]
+
+
 def write_report(
     store: BenchStore, out_dir, suite: str | None = None, machine: str | None = None, title: str | None = None
 ) -> list[Path]:
@@ -645,24 +658,8 @@ def write_report(
         "",
         headline_table(cells),
     ]
-    ttt = time_to_target_table(cells)
-    if ttt:
-        parts += ["", "## Time to target (warm starts included)", "", ttt]
-    sym = symmetry_table(cells)
-    if sym:
-        parts += ["", "## Symmetry and multimodality", "", sym]
-    prior = prior_sensitivity_table(cells)
-    if prior:
-        parts += ["", "## Prior sensitivity (the same networks under each prior scale)", "", prior]
-    ood = ood_table(cells)
-    if ood:
-        parts += ["", "## Uncertainty: OOD detection (AUROC, 0.5 = chance) and selective prediction", "", ood]
-    shift = shift_table(cells)
-    if shift:
-        parts += ["", "## Accuracy under rotation (covariate shift)", "", shift]
-    refs = references_table(store)
-    if refs:
-        parts += ["", "## Reference posteriors", "", refs]
+    for heading, table in _sections(store, cells):
+        parts += ["", f"## {heading}", "", table]
     parts += ["", "## Figures", ""] + [f"![{f.stem}]({f.name})" for f in figures]
     if machine:
         parts += ["", f"Machine: {machine}"]
