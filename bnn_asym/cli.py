@@ -143,7 +143,6 @@ def _shift_rows(post, ds, angles) -> list[dict]:
 
 def _cmd_evaluate(args) -> int:
     """Scores a saved posterior on a data set's test split, against OOD sets and under rotation."""
-    import json
 
     from . import datasets, load
 
@@ -191,12 +190,19 @@ def _cmd_evaluate(args) -> int:
                 f"| {r['angle']:g} | {r['accuracy']:.3f} | {r['nll']:.3f} | {r['ece']:.3f} | "
                 f"{r['total_entropy']:.3f} | {r['mutual_information']:.3f} |"
             )
-    if args.json:
+    _write_json(args.json, result)
+    return 0
+
+
+def _write_json(path: str | None, result: dict) -> None:
+    """Every number of a command's result as JSON (atomically), when --json gave a path."""
+    if path:
+        import json
+
         from .io import atomic_write_text
 
-        atomic_write_text(Path(args.json), json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
-    return 0
+        atomic_write_text(Path(path), json.dumps(result, indent=1))
+        print(f"wrote {path}")
 
 
 def _cmd_zoo(args) -> int:
@@ -226,10 +232,8 @@ def _cmd_zoo(args) -> int:
 
 
 def _cmd_metanet(args) -> int:
-    import json
 
     from . import zoo
-    from .io import atomic_write_text
 
     z = zoo.Zoo(args.zoo)
     result: dict = {"zoo": str(z.path), "config": z.config.to_dict()}
@@ -250,9 +254,7 @@ def _cmd_metanet(args) -> int:
                 f"| {symmetry} | {r['networks']} | {100 * r['monotonic']:.1f}% | {r['max_increase']:.4f} | "
                 f"{r['local_convexity']:.3f} | {100 * r['globally_convex']:.1f}% |"
             )
-    if args.json:
-        atomic_write_text(Path(args.json), json.dumps(result, indent=1))
-        print(f"wrote {args.json}")
+    _write_json(args.json, result)
     return 0
 
 
