@@ -514,8 +514,12 @@ def shift_table(cells: list[dict]) -> str:
     return "\n".join(lines)
 
 
+AUROC_FLOOR = 1e-4  # 1 - AUROC is drawn on a log axis, from here
+
+
 def plot_ood(cells: list[dict], path) -> Path | None:
-    """AUROC of the mutual information and of the total entropy for each OOD set, one bar per engine and
+    """1 - AUROC of the mutual information and of the total entropy for each OOD set on a log axis (far-OOD
+    detection is often near perfect, and the differences are in the last digits), one bar per engine and
     symmetry (mean over seeds, min-max whiskers); 0.5 is chance."""
     import matplotlib
 
@@ -534,14 +538,22 @@ def plot_ood(cells: list[dict], path) -> Path | None:
     fig, axes = plt.subplots(
         len(problems), len(panels), figsize=(3.0 * len(panels), 0.4 * len(engines) * len(problems) + 1.4), squeeze=False
     )
+    misses = [
+        {
+            "config": c["config"],
+            "metrics": {k: max(AUROC_FLOOR, 1 - v) for k, v in c["metrics"].items() if k.endswith("_auroc") and v == v},
+        }
+        for c in cells
+    ]
     for row, (data, network) in enumerate(problems):
         for col, (ood_set, criterion) in enumerate(panels):
             ax = axes[row, col]
-            _bar_panel(ax, cells, data, network, f"ood_{ood_set}_{criterion}_auroc", engines, symmetries)
+            _bar_panel(ax, misses, data, network, f"ood_{ood_set}_{criterion}_auroc", engines, symmetries)
             ax.axvline(0.5, color="k", ls=":", lw=1)
-            ax.set_xlim(0, 1)
+            ax.set_xscale("log")
+            ax.set_xlim(AUROC_FLOOR / 2, 1)  # a perfect detector keeps a visible stub
             ax.set_title(f"{data}: {ood_set}, {criterion.replace('_', ' ')}", fontsize=8)
-            ax.set_xlabel("AUROC (OOD vs test)", fontsize=8)
+            ax.set_xlabel("1 - AUROC (lower is better; 0.5 = chance)", fontsize=8)
             if col:
                 ax.set_yticklabels([])
             if row == 0 and col == 0:
