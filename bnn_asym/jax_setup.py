@@ -159,12 +159,14 @@ def release_compiled_programs() -> None:
     """
     import jax
 
-    from . import posterior, prior_selection
+    from . import posterior, prior_selection, zoo
     from .inference import driver
 
     driver.forget_compiled_runners()
     posterior.forget_compiled_functions()
     prior_selection._ggn_program.cache_clear()
+    zoo._training_program.cache_clear()
+    zoo._evaluation_program.cache_clear()
     jax.clear_caches()
 
 

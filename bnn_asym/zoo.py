@@ -28,6 +28,7 @@ import dataclasses
 import json
 import sqlite3
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
@@ -131,8 +132,10 @@ def init_seed(cfg: ZooConfig, symmetry: str, network: int) -> int:
 
 
 # ----- training ----------------------------------------------------------------------------------------------
+@lru_cache(maxsize=8)
 def _training_program(spec, batch_size: int, steps_per_epoch: int):
-    """One epoch for a stack of networks: jitted, vmapped over the leading axis of params / hyper-parameters."""
+    """One epoch for a stack of networks: jitted, vmapped over the leading axis of params / hyper-parameters;
+    one per spec and shape, so every chunk of a zoo reuses it."""
     import jax
     import jax.numpy as jnp
 
@@ -186,8 +189,9 @@ def train_networks(spec, ds, hyper: dict[str, np.ndarray], inits: dict[str, np.n
     return {k: np.asarray(v) for k, v in params.items()}, np.asarray(diverged)
 
 
-def evaluate_networks(spec, params: dict[str, np.ndarray], X, y, batch: int = 4096) -> dict[str, np.ndarray]:
-    """Mean cross-entropy and accuracy of every network of a stack on (X, y)."""
+@lru_cache(maxsize=8)
+def _evaluation_program(spec):
+    """Summed cross-entropy and correct count of every network of a stack on one batch (jitted, per spec)."""
     import jax
     import jax.numpy as jnp
 
@@ -200,6 +204,14 @@ def evaluate_networks(spec, params: dict[str, np.ndarray], X, y, batch: int = 40
 
         return jax.vmap(one)(p)
 
+    return stats
+
+
+def evaluate_networks(spec, params: dict[str, np.ndarray], X, y, batch: int = 4096) -> dict[str, np.ndarray]:
+    """Mean cross-entropy and accuracy of every network of a stack on (X, y)."""
+    import jax.numpy as jnp
+
+    stats = _evaluation_program(spec)
     k = len(next(iter(params.values())))
     loss, correct = np.zeros(k), np.zeros(k)
     for i in range(0, len(X), batch):
