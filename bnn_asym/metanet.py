@@ -76,10 +76,18 @@ def _unit_sets(params: dict) -> tuple[list[np.ndarray], dict]:
     return sets, rest
 
 
+INPUT_CLIP = 10.0  # standardised inputs beyond this many spreads are clipped
+
+
 def _standardise(train: np.ndarray, *others: np.ndarray) -> list[np.ndarray]:
-    mean, std = train.mean(0), train.std(0)
-    std = np.where(std > 1e-12, std, 1.0)
-    return [(a - mean) / std for a in (train, *others)]
+    """Centred on the training networks' median and scaled by their interquartile range (a zoo's weights are
+    heavy-tailed: a few networks trained at lr 0.5 carry entries thousands of times the rest), then clipped to
+    +-INPUT_CLIP, so one extreme network cannot dominate a metanet's inputs."""
+    centre = np.median(train, axis=0)
+    q25, q75 = np.percentile(train, [25, 75], axis=0)
+    spread = (q75 - q25) / 1.349  # the IQR of a standard normal: a Gaussian input keeps unit scale
+    spread = np.where(spread > 1e-12, spread, np.where(train.std(0) > 1e-12, train.std(0), 1.0))
+    return [np.clip((a - centre) / spread, -INPUT_CLIP, INPUT_CLIP) for a in (train, *others)]
 
 
 def split_indices(n: int, seed: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -136,9 +144,13 @@ def _prepare(kind: str, params: dict, parts) -> list:
     sets, rest = _unit_sets(params)
     n = len(next(iter(params.values())))
     rest_parts = _standardise(*[(statnn_features(rest) if rest else np.zeros((n, 0)))[i] for i in parts])
-    scale = [max(float(np.std(s[parts[0]])), 1e-12) for s in sets]  # one scale per layer: unit order stays free
+    # one robust scale per layer (unit order stays free), entries clipped like every other input
+    scale = [max(float(np.percentile(np.abs(s[parts[0]]), 75)), 1e-12) for s in sets]
     return [
-        ([(s[i] / c).astype(np.float32) for s, c in zip(sets, scale)], r.astype(np.float32))
+        (
+            [np.clip(s[i] / c, -INPUT_CLIP, INPUT_CLIP).astype(np.float32) for s, c in zip(sets, scale)],
+            r.astype(np.float32),
+        )
         for i, r in zip(parts, rest_parts)
     ]
 
@@ -188,6 +200,7 @@ def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 10
             if float(val) < best:
                 best, best_w = float(val), w
     predicted = np.asarray(apply(best_w, test_x), np.float64) * y_std + y_mean
+    predicted = np.clip(predicted, y[parts[0]].min(), y[parts[0]].max())  # within what the metanet was shown
     truth = y[parts[2]]
     return {
         "kind": kind,
