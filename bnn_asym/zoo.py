@@ -8,7 +8,7 @@ one symmetry kind share the spec (masks, fixed values, FiGLU matrices), so their
 with momentum 0.9 and a constant learning rate.
 
 Training is one jitted program per chunk of ``chunk_size`` networks, vmapped over the networks (each with its
-own hyper-parameters as data; a network past its epochs, or one whose step would leave finite values, keeps
+own hyper-parameters as data; a network past its epochs, or one whose step would produce non-finite values, keeps
 its parameters and is marked ``diverged`` in the latter case). A chunk is written as one NetCDF file of init
 and final free parameters (atomically) and then indexed in SQLite in one transaction, so a killed build leaves
 only whole chunks and a rerun trains only the missing ones.
