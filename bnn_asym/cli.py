@@ -208,7 +208,6 @@ def _write_json(path: str | None, result: dict) -> None:
 def _cmd_zoo(args) -> int:
     from . import zoo
 
-    torch_threads()
     cfg = zoo.ZooConfig(
         data=args.data,
         family=args.family,
@@ -256,12 +255,6 @@ def _cmd_metanet(args) -> int:
             )
     _write_json(args.json, result)
     return 0
-
-
-def torch_threads() -> None:
-    import torch
-
-    torch.set_num_threads(1)
 
 
 def _print_report(report: dict, paths: list, store: str) -> int:

@@ -166,7 +166,6 @@ def release_compiled_programs() -> None:
     posterior.forget_compiled_functions()
     prior_selection._ggn_program.cache_clear()
     zoo._training_program.cache_clear()
-    zoo._evaluation_program.cache_clear()
     jax.clear_caches()
 
 

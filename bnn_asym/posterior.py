@@ -210,11 +210,8 @@ class Posterior:
         """Posterior-mean predictive summary from outputs of shape (S, N, n_outputs)."""
         lik = self.model.likelihood
         out = out.astype(np.float64)
-        if lik.name == "categorical":
-            return class_probabilities(out, lik.name).mean(0)
-        if lik.name == "bernoulli":
-            p1 = class_probabilities(out[..., 0], lik.name).mean(0)
-            return np.stack([1 - p1, p1], axis=-1)
+        if lik.task == "classification":
+            return per_draw_class_probabilities(out, lik.name).mean(0)
         mean_s = lik.mean(out)
         if lik.name == "heteroscedastic":
             var_s = lik.predicted_std(lambda a: np.logaddexp(0, a), out) ** 2
@@ -230,11 +227,7 @@ class Posterior:
         if self.model.task != "classification":
             raise ValueError("draw_probabilities is for classification; regression has predict(X) -> (mean, std)")
         out = self._map_draws(self._jax_fns["outputs"], X).astype(np.float64)
-        lik = self.model.likelihood.name
-        if lik == "bernoulli":
-            p1 = class_probabilities(out[..., 0], lik)
-            return np.stack([1 - p1, p1], axis=-1)
-        return class_probabilities(out, lik)
+        return per_draw_class_probabilities(out, self.model.likelihood.name)
 
     def evaluate(self, X, y, ood=None) -> dict:
         """Predictive quality and uncertainty on a test set, and OOD detection against other inputs.
@@ -459,6 +452,15 @@ def class_probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:
     z = out - out.max(-1, keepdims=True)
     p = np.exp(z)
     return p / p.sum(-1, keepdims=True)
+
+
+def per_draw_class_probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:
+    """Outputs (S, N, n_outputs) of a classifier -> every draw's class probabilities (S, N, K); bernoulli's one
+    logit becomes the two classes' probabilities."""
+    if likelihood == "bernoulli":
+        p1 = class_probabilities(out[..., 0], likelihood)
+        return np.stack([1 - p1, p1], axis=-1)
+    return class_probabilities(out, likelihood)
 
 
 def load(path) -> Posterior:

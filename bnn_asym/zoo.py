@@ -189,38 +189,6 @@ def train_networks(spec, ds, hyper: dict[str, np.ndarray], inits: dict[str, np.n
     return {k: np.asarray(v) for k, v in params.items()}, np.asarray(diverged)
 
 
-@lru_cache(maxsize=8)
-def _evaluation_program(spec):
-    """Summed cross-entropy and correct count of every network of a stack on one batch (jitted, per spec)."""
-    import jax
-    import jax.numpy as jnp
-
-    @jax.jit
-    def stats(p, xb, yb):
-        def one(q):
-            logp = jax.nn.log_softmax(spec.apply_jax(q, xb), axis=-1)
-            nll = -jnp.take_along_axis(logp, yb[:, None], axis=-1)[:, 0]
-            return nll.sum(), (logp.argmax(-1) == yb).sum()
-
-        return jax.vmap(one)(p)
-
-    return stats
-
-
-def evaluate_networks(spec, params: dict[str, np.ndarray], X, y, batch: int = 4096) -> dict[str, np.ndarray]:
-    """Mean cross-entropy and accuracy of every network of a stack on (X, y)."""
-    import jax.numpy as jnp
-
-    stats = _evaluation_program(spec)
-    k = len(next(iter(params.values())))
-    loss, correct = np.zeros(k), np.zeros(k)
-    for i in range(0, len(X), batch):
-        ls, c = stats(params, jnp.asarray(X[i : i + batch], jnp.float32), jnp.asarray(y[i : i + batch], jnp.int32))
-        loss += np.asarray(ls, np.float64)
-        correct += np.asarray(c)
-    return {"loss": loss / len(X), "accuracy": correct / len(X)}
-
-
 # ----- the zoo on disk ---------------------------------------------------------------------------------------
 class Zoo:
     """A zoo directory: its config, index and chunks."""
@@ -333,16 +301,18 @@ def train_chunk(cfg: ZooConfig, ds, symmetry: str, networks: np.ndarray):
     """(hyper-parameters, inits, finals, diverged, scores) of the given networks, trained together."""
     import jax
 
+    from .symmetry.interpolation import _losses
+
     spec = zoo_spec(cfg, ds, symmetry)
     hyper = sample_hyperparameters(cfg, symmetry, networks)
     inits_list = [spec.init(init_seed(cfg, symmetry, n)) for n in networks]
     inits = {k: np.stack([p[k] for p in inits_list]).astype(np.float32) for k in inits_list[0]}
     keys = jax.numpy.stack([jax.random.PRNGKey(init_seed(cfg, symmetry, n) + 1) for n in networks])
     finals, diverged = train_networks(spec, ds, hyper, inits, keys, cfg.batch_size)
-    scores = {
-        "train": evaluate_networks(spec, finals, ds.X_train, ds.y_train),
-        "test": evaluate_networks(spec, finals, ds.X_test, ds.y_test),
-    }
+    scores = {}
+    for split, X, y in (("train", ds.X_train, ds.y_train), ("test", ds.X_test, ds.y_test)):
+        loss, accuracy = _losses(spec, finals, X, y, "classification")  # every network of the stack at once
+        scores[split] = {"loss": loss, "accuracy": accuracy}
     return hyper, inits, finals, diverged, scores
 
 

@@ -159,9 +159,7 @@ def merge_scores(spec, result: MergeResult, X, y) -> dict[str, float]:
 
 
 def _probabilities(spec, params: dict, X) -> np.ndarray:
-    out = np.asarray(
-        spec.apply_jax({k: np.asarray(v, np.float32) for k, v in params.items()}, np.asarray(X, np.float32))
-    )
-    out = out - out.max(-1, keepdims=True)
-    e = np.exp(out)
-    return e / e.sum(-1, keepdims=True)
+    from ..posterior import class_probabilities
+
+    params32 = {k: np.asarray(v, np.float32) for k, v in params.items()}
+    return class_probabilities(np.asarray(spec.apply_jax(params32, np.asarray(X, np.float32))), "categorical")
