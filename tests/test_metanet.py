@@ -12,9 +12,9 @@ def planted_zoo(n=400, seed=0):
     rng = np.random.default_rng(seed)
     s = rng.uniform(0.5, 2.0, n)
     params = {
-        "fc0.weight": s[:, None, None] * rng.standard_normal((n, 32, 32)),
-        "fc0.bias": 0.1 * rng.standard_normal((n, 32)),
-        "out.weight": rng.standard_normal((n, 3, 32)),
+        "fc0.weight": s[:, None, None] * rng.standard_normal((n, 64, 64)),
+        "fc0.bias": 0.1 * rng.standard_normal((n, 64)),
+        "out.weight": rng.standard_normal((n, 3, 64)),
         "out.bias": 0.1 * rng.standard_normal((n, 3)),
     }
     return params, 0.3 + 0.6 / (1 + np.exp(-2 * (s - 1.2)))
@@ -32,9 +32,9 @@ def test_statnn_features_equal_a_direct_computation():
 @pytest.mark.parametrize("seed", range(2))
 def test_statnn_learns_a_planted_relation(seed):
     """Accuracy is a monotone function of the first layer's weight spread, which StatNN's variance feature
-    estimates from 1,024 entries: test Kendall tau > 0.9 and R^2 > 0.95 on 100 networks (measured tau
-    0.92-0.94, R^2 0.985-0.989 on seeds 0-2; the oracle -- ranking by the true spread's estimate -- reaches
-    ~0.95, so the margin is in the features, not in the training)."""
+    estimates from 4,096 entries: test Kendall tau > 0.9 and R^2 > 0.95 on 100 networks (measured tau
+    0.945-0.962, R^2 0.991-0.996 on seeds 0-4: a margin of 0.045 on tau; with 1,024 entries the spread's own
+    estimation noise capped tau near 0.93)."""
     params, target = planted_zoo(seed=seed)
     got = metanet.fit_metanet("statnn", params, target, seed=seed)
     assert got["kendall_tau"] > 0.9 and got["r2"] > 0.95, got
