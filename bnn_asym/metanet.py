@@ -156,7 +156,8 @@ def _prepare(kind: str, params: dict, parts) -> list:
 
 
 def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 1000, lr: float = 1e-3) -> dict:
-    """Train one metanet on a 50/25/25 split (seeded) and score it on the test networks: R^2, Kendall's tau.
+    """Train one metanet on a 50/25/25 split (seeded) and score it on the test networks: R^2, Kendall's tau,
+    and its predictions (``predicted``, for the networks at ``test_networks``).
 
     Full-batch Adam on the mean squared error of the standardised target plus an L2 penalty on the weights;
     the penalty (``L2_GRID``) and the epoch are the ones with the lowest validation loss -- a zoo's training
@@ -210,6 +211,8 @@ def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 10
         "validation_mse": best,
         "n_train": len(parts[0]),
         "n_test": len(parts[2]),
+        "test_networks": parts[2].tolist(),  # positions in ``params`` of the scored networks
+        "predicted": predicted.tolist(),
     }
 
 

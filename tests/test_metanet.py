@@ -39,6 +39,11 @@ def test_statnn_learns_a_planted_relation(seed):
     got = metanet.fit_metanet("statnn", params, target, seed=seed)
     assert got["kendall_tau"] > 0.9 and got["r2"] > 0.95, got
     assert got["n_train"] == 200 and got["n_test"] == 100
+    # the returned predictions are the scored ones: the networks they belong to are the test split's, and
+    # their tau against those networks' targets is the reported tau
+    test = got["test_networks"]
+    assert sorted(test) == sorted(metanet.split_indices(400, seed)[2].tolist()) and len(got["predicted"]) == 100
+    assert kendalltau(target[test], got["predicted"]).statistic == pytest.approx(got["kendall_tau"])
 
 
 def test_deepsets_and_mlp_metanets_train_and_rank_better_than_chance_where_they_can():
