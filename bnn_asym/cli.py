@@ -240,6 +240,9 @@ def _cmd_metanet(args) -> int:
     print("| symmetry | metanet | test R^2 | Kendall tau |\n|---|---|---|---|")
     for symmetry, by_kind in result["metanets"].items():
         for kind, r in by_kind.items():
+            if "not_applicable" in r:
+                print(f"| {symmetry} | {kind} | not applicable | not applicable |")
+                continue
             print(
                 f"| {symmetry} | {kind} | {r['r2_mean']:.3f} ± {r['r2_std']:.3f} | "
                 f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f} |"
@@ -540,9 +543,15 @@ def _add_zoo_parsers(sub) -> None:
     z.add_argument("--no-progress", action="store_true", help="no progress bars")
     z.set_defaults(func=_cmd_zoo)
 
-    m = _subparser(sub, "metanet", "predict a zoo's test accuracies from its weights (MLP, StatNN, DeepSets)")
+    m = _subparser(sub, "metanet", "predict a zoo's test accuracies from its weights (MLP, StatNN, DeepSets, NFN)")
     m.add_argument("zoo", help="a zoo folder written by bnn-asym zoo")
-    m.add_argument("--kinds", nargs="+", default=None, choices=("mlp", "statnn", "deepsets"), help="None: all")
+    m.add_argument(
+        "--kinds",
+        nargs="+",
+        default=None,
+        choices=("mlp", "statnn", "deepsets", "nfn"),
+        help="None: mlp statnn deepsets (nfn, a permutation-equivariant neural functional, takes minutes per fit)",
+    )
     m.add_argument("--seeds", type=int, default=5, help="splits and inits per metanet")
     m.add_argument("--epochs", type=int, default=1000, help="full-batch Adam steps per penalty")
     m.add_argument("--mli", action="store_true", help="also the MLI statistics of every network")

@@ -9,8 +9,14 @@ entries, norms and biases, as in the paper. Metanets (``KINDS``):
   quantiles; Unterthiner et al. 2020).
 - ``deepsets``: per weight layer, each output unit's incoming weights (and bias) embedded by a layer-specific
   MLP and averaged over the units -- invariant to permuting that layer's units -- then an MLP on the layers'
-  embeddings and the remaining tensors' statistics. A permutation-equivariant NFN (Zhou et al. 2023) is not
-  included.
+  embeddings and the remaining tensors' statistics.
+- ``nfn``: a neural functional (Zhou et al. 2023) built on the ``nfn`` package's layers (torch): two
+  hidden-neuron-permutation-equivariant ``HNPLinear`` layers, ``HNPPool`` and an MLP head -- invariant to
+  permuting any hidden layer's units, the symmetry of a standard network. It takes networks whose free
+  parameters are whole dense / conv weight matrices and biases that chain layer to layer (MLPs and CNNs with a
+  pooled head); a W-Asym network's free layout leaves fixed entries out, so ``nfn_layers`` refuses it, and a
+  sigma-Asym network has whole matrices but no permutation symmetry for the layers to exploit (it is
+  scored anyway, as a comparison).
 
 Each is trained with Adam on the mean squared error of the standardised target plus an L2 penalty, on 50% of
 the networks; the penalty and epoch with the best validation loss (25%) are kept and scored on the remaining
@@ -21,10 +27,13 @@ from __future__ import annotations
 
 import numpy as np
 
-KINDS = ("mlp", "statnn", "deepsets")
+KINDS = ("mlp", "statnn", "deepsets", "nfn")
+# what a zoo is scored with unless asked: the NFN trains per weight entry, minutes per fit on a 2-core CPU
+DEFAULT_KINDS = ("mlp", "statnn", "deepsets")
 STATISTICS = ("mean", "var", "q0", "q25", "q50", "q75", "q100")
 SPLIT = (0.5, 0.25, 0.25)
 HIDDEN = 128
+NFN_CHANNELS = 8  # channels of the NFN layers (its cost grows with their square)
 L2_GRID = (1e-3, 1e-2, 1e-1)  # weight penalties tried; the validation split picks one
 
 
@@ -162,9 +171,6 @@ def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 10
     Full-batch Adam on the mean squared error of the standardised target plus an L2 penalty on the weights;
     the penalty (``L2_GRID``) and the epoch are the ones with the lowest validation loss -- a zoo's training
     half is small enough for an unpenalised metanet to interpolate it."""
-    import jax
-    import jax.numpy as jnp
-    import optax
     from scipy.stats import kendalltau
     from sklearn.metrics import r2_score
 
@@ -172,10 +178,36 @@ def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 10
         raise ValueError(f"metanet kind={kind!r} is not valid; accepted: {', '.join(KINDS)}")
     arrays, y = _check_inputs(params, target)
     parts = split_indices(len(y), seed)
+    y_mean, y_std = y[parts[0]].mean(), max(float(y[parts[0]].std()), 1e-12)
+    y_train, y_val = ((y[p] - y_mean) / y_std for p in parts[:2])
+    train = _train_nfn if kind == "nfn" else _train_jax
+    predicted, best = train(kind, arrays, parts, y_train, y_val, seed, epochs, lr)
+    predicted = np.asarray(predicted, np.float64) * y_std + y_mean
+    predicted = np.clip(predicted, y[parts[0]].min(), y[parts[0]].max())  # within what the metanet was shown
+    truth = y[parts[2]]
+    return {
+        "kind": kind,
+        "seed": seed,
+        "r2": float(r2_score(truth, predicted)),
+        "kendall_tau": float(kendalltau(truth, predicted).statistic),
+        "validation_mse": best,
+        "n_train": len(parts[0]),
+        "n_test": len(parts[2]),
+        "test_networks": parts[2].tolist(),  # positions in ``params`` of the scored networks
+        "predicted": predicted.tolist(),
+    }
+
+
+def _train_jax(kind, arrays, parts, y_train, y_val, seed, epochs, lr) -> tuple[np.ndarray, float]:
+    """(standardised predictions for the test networks, best validation MSE) of an mlp / statnn / deepsets
+    metanet."""
+    import jax
+    import jax.numpy as jnp
+    import optax
+
     as_f32 = lambda x: jax.tree.map(lambda a: jnp.asarray(a, jnp.float32), x)  # noqa: E731
     train_x, val_x, test_x = (as_f32(x) for x in _prepare(kind, arrays, parts))
-    y_mean, y_std = y[parts[0]].mean(), max(float(y[parts[0]].std()), 1e-12)
-    y_train, y_val = (as_f32((y[p] - y_mean) / y_std) for p in parts[:2])
+    y_train, y_val = as_f32(y_train), as_f32(y_val)
     start, apply = _model(kind, train_x, jax.random.PRNGKey(seed))
     opt = optax.adam(lr)
 
@@ -200,26 +232,128 @@ def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 10
             w, state, val = step(w, state, jnp.float32(l2))
             if float(val) < best:
                 best, best_w = float(val), w
-    predicted = np.asarray(apply(best_w, test_x), np.float64) * y_std + y_mean
-    predicted = np.clip(predicted, y[parts[0]].min(), y[parts[0]].max())  # within what the metanet was shown
-    truth = y[parts[2]]
-    return {
-        "kind": kind,
-        "seed": seed,
-        "r2": float(r2_score(truth, predicted)),
-        "kendall_tau": float(kendalltau(truth, predicted).statistic),
-        "validation_mse": best,
-        "n_train": len(parts[0]),
-        "n_test": len(parts[2]),
-        "test_networks": parts[2].tolist(),  # positions in ``params`` of the scored networks
-        "predicted": predicted.tolist(),
-    }
+    return np.asarray(apply(best_w, test_x)), best
 
 
-def evaluate_metanets(params: dict, target, kinds=KINDS, seeds=range(5), epochs: int = 1000) -> dict[str, dict]:
-    """Every metanet kind over ``seeds``: mean and std of test R^2 and Kendall's tau, and the runs."""
+# ----- NFN (torch, on the nfn package's layers) ----------------------------------------------------------------
+def _layer_order(name: str) -> tuple:
+    """Forward order of a layer prefix: numbered layers (``fc2`` < ``fc10``) first, ``out`` last."""
+    digits = "".join(c for c in name if c.isdigit())
+    return (name == "out", int(digits) if digits else 0, name)
+
+
+def nfn_layers(params: dict) -> list[tuple[str, str]]:
+    """(weight, bias) names of the layers an NFN reads, in forward order; a ValueError saying why when the
+    networks are not chains of whole dense / conv layers (leading axis: networks)."""
+    names = sorted({k.rsplit(".", 1)[0] for k in params}, key=_layer_order)
+    layers = [(f"{n}.weight", f"{n}.bias") for n in names]
+    missing = [k for pair in layers for k in pair if k not in params]
+    if missing or len(layers) < 2:
+        raise ValueError(
+            "the nfn metanet takes networks whose free parameters are only layer weights and biases, >= 2 layers; "
+            f"got {sorted(params)} (missing {missing})"
+        )
+    shapes = [np.shape(params[w])[1:] for w, _ in layers]
+    for (w, b), shape, following in zip(layers, shapes, shapes[1:] + [None]):
+        if len(shape) not in (2, 4) or np.shape(params[b])[1:] != shape[:1]:
+            raise ValueError(f"the nfn metanet takes dense or 2-D conv layers with one bias per unit; {w} is {shape}")
+        if following is not None and following[1] != shape[0]:
+            raise ValueError(
+                f"the nfn metanet takes whole weight matrices that chain layer to layer; {w} has {shape[0]} units "
+                f"but the next layer takes {following[1]} inputs (a W-Asym network's free layout leaves its fixed "
+                "entries out: use the mlp, statnn or deepsets metanets)"
+            )
+    return layers
+
+
+def _nfn_inputs(arrays: dict, layers, parts) -> list:
+    """Per split: (weights, biases) with a channel axis, each layer scaled by one robust scale from the training
+    networks (unit order stays free) and clipped like every other metanet input."""
+    out = []
+    scales = {k: max(float(np.percentile(np.abs(arrays[k][parts[0]]), 75)), 1e-12) for pair in layers for k in pair}
+    for i in parts:
+        out.append(
+            tuple(
+                [np.clip(arrays[k][i] / scales[k], -INPUT_CLIP, INPUT_CLIP)[:, None].astype(np.float32) for k in names]
+                for names in ([w for w, _ in layers], [b for _, b in layers])
+            )
+        )
+    return out
+
+
+def _train_nfn(kind, arrays, parts, y_train, y_val, seed, epochs, lr) -> tuple[np.ndarray, float]:
+    """(standardised predictions for the test networks, best validation MSE) of the NFN metanet."""
+    import torch
+    from nfn.common import NetworkSpec, WeightSpaceFeatures, network_spec_from_wsfeat
+    from nfn.layers import HNPLinear, HNPPool, TupleOp
+
+    layers = nfn_layers(arrays)
+    train_x, val_x, test_x = (
+        WeightSpaceFeatures([torch.from_numpy(w) for w in ws], [torch.from_numpy(b) for b in bs])
+        for ws, bs in _nfn_inputs(arrays, layers, parts)
+    )
+    spec: NetworkSpec = network_spec_from_wsfeat(train_x)
+    y_train_t, y_val_t = (torch.as_tensor(t, dtype=torch.float32) for t in (y_train, y_val))
+
+    def build():
+        c = NFN_CHANNELS
+        return torch.nn.Sequential(
+            HNPLinear(spec, 1, c),
+            TupleOp(torch.nn.ReLU()),
+            HNPLinear(spec, c, c),
+            TupleOp(torch.nn.ReLU()),
+            HNPPool(spec),
+            torch.nn.Flatten(),
+            torch.nn.Linear(c * HNPPool.get_num_outs(spec), HIDDEN),
+            torch.nn.ReLU(),
+            torch.nn.Linear(HIDDEN, 1),
+        )
+
+    with torch.random.fork_rng(devices=[]):  # seeded without touching the caller's torch RNG
+        torch.manual_seed(seed)
+        start = build()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # many small ops: one thread is several times faster on a loaded CPU; restored below
+    try:
+        return _nfn_adam(start, train_x, val_x, test_x, y_train_t, y_val_t, epochs, lr)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _nfn_adam(start, train_x, val_x, test_x, y_train_t, y_val_t, epochs, lr) -> tuple[np.ndarray, float]:
+    import copy
+
+    import torch
+
+    best, best_model = np.inf, None
+    for l2 in L2_GRID:
+        model = copy.deepcopy(start)
+        opt = torch.optim.Adam(model.parameters(), lr=lr)
+        weights = [p for name, p in model.named_parameters() if name.endswith("weight")]
+        for _ in range(epochs):
+            opt.zero_grad()
+            loss = torch.mean((model(train_x)[:, 0] - y_train_t) ** 2) + l2 * sum((w**2).sum() for w in weights)
+            loss.backward()
+            opt.step()
+            with torch.no_grad():
+                val = float(torch.mean((model(val_x)[:, 0] - y_val_t) ** 2))
+            if val < best:
+                best, best_model = val, copy.deepcopy(model)
+    with torch.no_grad():
+        return best_model(test_x)[:, 0].numpy(), best
+
+
+def evaluate_metanets(params: dict, target, kinds=DEFAULT_KINDS, seeds=range(5), epochs: int = 1000) -> dict[str, dict]:
+    """Every metanet kind over ``seeds``: mean and std of test R^2 and Kendall's tau, and the runs. A kind that
+    cannot read these networks (``nfn`` on a W-Asym layout) gets ``{"not_applicable": why}`` instead."""
     out = {}
     for kind in kinds:
+        if kind == "nfn":
+            try:
+                nfn_layers(params)
+            except ValueError as e:
+                out[kind] = {"not_applicable": str(e)}
+                continue
         runs = [fit_metanet(kind, params, target, seed=s, epochs=epochs) for s in seeds]
         r2, tau = np.array([r["r2"] for r in runs]), np.array([r["kendall_tau"] for r in runs])
         out[kind] = {

@@ -375,8 +375,9 @@ def mli_table(z: Zoo, n_points: int = 25, subset: int = 1000) -> dict[str, dict]
 
 
 def metanet_table(z: Zoo, kinds=None, seeds=range(5), epochs: int = 1000) -> dict[str, dict]:
-    """Every metanet kind (``bnn_asym.metanet``) predicting test accuracy from the final free parameters, per
-    symmetry kind: mean and std of test R^2 and Kendall tau over ``seeds``; diverged networks are left out."""
+    """Every metanet kind (``bnn_asym.metanet``; default ``DEFAULT_KINDS``, ``nfn`` on request) predicting test
+    accuracy from the final free parameters, per symmetry kind: mean and std of test R^2 and Kendall tau over
+    ``seeds``; diverged networks are left out."""
     from . import metanet
 
     out = {}
@@ -385,5 +386,5 @@ def metanet_table(z: Zoo, kinds=None, seeds=range(5), epochs: int = 1000) -> dic
         keep = np.array([not r["diverged"] for r in rows])
         target = np.array([r["test_accuracy"] for r in rows])[keep]
         params = {k: v[keep] for k, v in finals.items()}
-        out[symmetry] = metanet.evaluate_metanets(params, target, kinds or metanet.KINDS, seeds, epochs)
+        out[symmetry] = metanet.evaluate_metanets(params, target, kinds or metanet.DEFAULT_KINDS, seeds, epochs)
     return out

@@ -68,8 +68,8 @@ def test_evaluate_metanets_summarises_over_seeds():
 
 def test_bad_metanet_inputs_get_clear_errors():
     params, target = planted_zoo(n=20)
-    with pytest.raises(ValueError, match="metanet kind='nfn' is not valid; accepted: mlp, statnn, deepsets"):
-        metanet.fit_metanet("nfn", params, target)
+    with pytest.raises(ValueError, match="metanet kind='nmf' is not valid; accepted: mlp, statnn, deepsets, nfn"):
+        metanet.fit_metanet("nmf", params, target)
     with pytest.raises(ValueError, match="disagree"):
         metanet.fit_metanet("mlp", params, target[:-1])
     with pytest.raises(ValueError, match="too few"):
@@ -78,3 +78,65 @@ def test_bad_metanet_inputs_get_clear_errors():
     bad[0] = np.nan
     with pytest.raises(ValueError, match="finite"):
         metanet.fit_metanet("mlp", params, bad)
+
+
+# ----- the NFN metanet (torch, the nfn package's HNP layers) ---------------------------------------------------
+def small_planted_zoo(n=160, seed=0, width=16, inputs=8):
+    """planted_zoo's relation on a 3-layer MLP small enough for the NFN's per-entry layers to train quickly."""
+    rng = np.random.default_rng(seed)
+    s = rng.uniform(0.5, 2.0, n)
+    params = {
+        "fc0.weight": s[:, None, None] * rng.standard_normal((n, width, inputs)),
+        "fc0.bias": 0.1 * rng.standard_normal((n, width)),
+        "fc1.weight": rng.standard_normal((n, width, width)),
+        "fc1.bias": 0.1 * rng.standard_normal((n, width)),
+        "out.weight": rng.standard_normal((n, 3, width)),
+        "out.bias": 0.1 * rng.standard_normal((n, 3)),
+    }
+    return params, 0.3 + 0.6 / (1 + np.exp(-2 * (s - 1.2)))
+
+
+def permute_hidden_units(params, seed=1):
+    """Every network with its own random permutation of each hidden layer's units: the same functions."""
+    rng = np.random.default_rng(seed)
+    out = {k: v.copy() for k, v in params.items()}
+    for i in range(len(params["fc0.weight"])):
+        p0, p1 = (rng.permutation(params[f"fc{j}.bias"].shape[1]) for j in (0, 1))
+        out["fc0.weight"][i], out["fc0.bias"][i] = params["fc0.weight"][i][p0], params["fc0.bias"][i][p0]
+        out["fc1.weight"][i] = params["fc1.weight"][i][p1][:, p0]
+        out["fc1.bias"][i] = params["fc1.bias"][i][p1]
+        out["out.weight"][i] = params["out.weight"][i][:, p1]
+    return out
+
+
+def test_nfn_learns_a_planted_relation():
+    """Measured test tau 0.818 / 0.848 / 0.823 (R^2 0.91-0.92) on seeds 0-2 after 100 epochs; asserted > 0.7."""
+    params, target = small_planted_zoo()
+    got = metanet.fit_metanet("nfn", params, target, seed=0, epochs=100)
+    assert got["kendall_tau"] > 0.7 and got["r2"] > 0.8, got
+
+
+def test_nfn_is_invariant_to_permuting_hidden_units():
+    """Trained from the same seed on the same networks with their hidden units shuffled, the NFN predicts the same
+    (its layers are equivariant to those permutations, its scaling and pooling invariant); a flat MLP metanet does
+    not."""
+    params, target = small_planted_zoo(n=40)
+    shuffled = permute_hidden_units(params)
+    a, b = (metanet.fit_metanet("nfn", p, target, seed=0, epochs=20) for p in (params, shuffled))
+    np.testing.assert_allclose(a["predicted"], b["predicted"], atol=1e-4)
+    flat_a, flat_b = (metanet.fit_metanet("mlp", p, target, seed=0, epochs=20) for p in (params, shuffled))
+    assert np.max(np.abs(np.subtract(flat_a["predicted"], flat_b["predicted"]))) > 1e-3
+
+
+def test_nfn_refuses_layouts_without_whole_chained_weight_matrices():
+    params, target = small_planted_zoo(n=20)
+    w_asym_like = {**params, "fc1.weight": params["fc1.weight"][:, :, 1:]}  # free entries only: 15 of 16 inputs
+    with pytest.raises(ValueError, match="chain layer to layer.*W-Asym"):
+        metanet.fit_metanet("nfn", w_asym_like, target)
+    with pytest.raises(ValueError, match="only layer weights and biases"):
+        metanet.fit_metanet("nfn", {**params, "norm0.scale": params["fc0.bias"]}, target)
+    assert metanet.nfn_layers(params) == [
+        ("fc0.weight", "fc0.bias"),
+        ("fc1.weight", "fc1.bias"),
+        ("out.weight", "out.bias"),
+    ]

@@ -83,11 +83,13 @@ def test_cli_builds_a_zoo_and_scores_metanets_and_mli(tmp_path, capsys):
     assert main(argv + ["--epochs", "1", "2", "--n-rows", "300", "--out", str(out), "--no-progress"]) == 0
     assert "| w_asym | 8 |" in capsys.readouterr().out
     report = tmp_path / "m.json"
-    argv = ["metanet", str(out), "--kinds", "statnn", "--seeds", "2", "--epochs", "20", "--mli", "--json", str(report)]
-    assert main(argv) == 0
+    argv = ["metanet", str(out), "--kinds", "statnn", "nfn", "--seeds", "2", "--epochs", "20", "--mli"]
+    assert main(argv + ["--json", str(report)]) == 0
     printed = capsys.readouterr().out
     assert "| w_asym | statnn |" in printed and "| standard | 8 |" in printed
+    assert "| w_asym | nfn | not applicable |" in printed  # W-Asym's free layout is not whole matrices
     got = json.loads(report.read_text())
     assert len(got["metanets"]["standard"]["statnn"]["runs"]) == 2
+    assert len(got["metanets"]["standard"]["nfn"]["runs"]) == 2
     assert 0 <= got["mli"]["w_asym"]["monotonic"] <= 1 and got["mli"]["w_asym"]["networks"] <= 8
     assert main(["metanet", str(tmp_path / "nowhere")]) == 2  # no zoo there: a message, no traceback
