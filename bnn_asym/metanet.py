@@ -325,7 +325,7 @@ def _nfn_adam(start, train_x, val_x, test_x, y_train_t, y_val_t, epochs, lr) -> 
 
     import torch
 
-    best, best_model = np.inf, None
+    best, best_model = np.inf, start
     for l2 in L2_GRID:
         model = copy.deepcopy(start)
         opt = torch.optim.Adam(model.parameters(), lr=lr)
@@ -346,7 +346,7 @@ def _nfn_adam(start, train_x, val_x, test_x, y_train_t, y_val_t, epochs, lr) -> 
 def evaluate_metanets(params: dict, target, kinds=DEFAULT_KINDS, seeds=range(5), epochs: int = 1000) -> dict[str, dict]:
     """Every metanet kind over ``seeds``: mean and std of test R^2 and Kendall's tau, and the runs. A kind that
     cannot read these networks (``nfn`` on a W-Asym layout) gets ``{"not_applicable": why}`` instead."""
-    out = {}
+    out: dict[str, dict] = {}
     for kind in kinds:
         if kind == "nfn":
             try:
