@@ -90,21 +90,23 @@ def markdown(result: dict) -> str:
         )
     lines += [
         "",
-        f"Metanets predicting test accuracy from the final free parameters (50/25/25 split, {result['seeds']} seeds, "
-        "mean ± std; paper: ResNet8 zoos, Kendall tau):",
+        "Metanets predicting test accuracy from the final free parameters (50/25/25 split; mean ± std over seeds, "
+        "each a new split and init; paper: ResNet8 zoos, Kendall tau):",
         "",
-        "| symmetry | metanet | test R^2 | Kendall tau | paper's tau |",
-        "|---|---|---|---|---|",
+        "| symmetry | metanet | seeds x epochs | test R^2 | Kendall tau | paper's tau |",
+        "|---|---|---|---|---|---|",
     ]
     for s, by_kind in result["metanets"].items():
         for kind, r in by_kind.items():
             paper = PAPER_TAU.get((s, kind))
             paper_text = f"{paper:.3f}" if paper is not None else ""
             if "not_applicable" in r:
-                lines.append(f"| {s} | {kind} | not applicable | not applicable | {paper_text} |")
+                lines.append(f"| {s} | {kind} | - | not applicable | not applicable | {paper_text} |")
                 continue
             lines.append(
-                f"| {s} | {kind} | {r['r2_mean']:.3f} ± {r['r2_std']:.3f} | {r['tau_mean']:.3f} ± {r['tau_std']:.3f} "
+                f"| {s} | {kind} | {len(r['runs'])} x {r['runs'][0].get('epochs', '-')} | "
+                f"{r['r2_mean']:.3f} ± {r['r2_std']:.3f} | "
+                f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f} "
                 f"| {paper_text} |"
             )
     lines += [
@@ -169,21 +171,26 @@ def main(argv=None) -> int:
     parser.add_argument("--kinds", nargs="+", default=None, help="metanet kinds (default: mlp statnn deepsets)")
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=1000)
-    parser.add_argument("--scores", default=None, help="a bnn-asym metanet --mli --json file to read instead")
+    parser.add_argument("--scores", nargs="+", default=None, help="bnn-asym metanet --json files to read instead")
     parser.add_argument("--zoo-wall", default="not recorded", help="how long the zoo took to train, as measured")
     parser.add_argument("--analysis-wall", default=None, help="with --scores: how long those scores took, as measured")
     args = parser.parse_args(argv)
     z = zoo.Zoo(args.zoo)
     start = time.perf_counter()
-    if args.scores:
-        scores = json.loads(Path(args.scores).read_text())
-        metanets, mli = scores["metanets"], scores["mli"]
-        seeds = max(len(r.get("runs", [])) for by_kind in metanets.values() for r in by_kind.values())
+    if args.scores:  # several files (say, the NFN's run apart): their metanets merged, the MLI of the one with it
+        metanets: dict = {}
+        mli = None
+        for path in args.scores:
+            scores = json.loads(Path(path).read_text())
+            for symmetry, by_kind in scores["metanets"].items():
+                metanets.setdefault(symmetry, {}).update(by_kind)
+            mli = scores.get("mli", mli)
+        if mli is None:
+            parser.error("none of the --scores files has MLI statistics (bnn-asym metanet ... --mli)")
         analysis_wall = args.analysis_wall or "not recorded"
     else:
         metanets = zoo.metanet_table(z, args.kinds, range(args.seeds), args.epochs)
         mli = zoo.mli_table(z)
-        seeds = args.seeds
         analysis_wall = f"{(time.perf_counter() - start) / 60:.1f} min"
     name = f"zoo_{z.config.data}_{z.config.family}"
     result = {
@@ -191,7 +198,6 @@ def main(argv=None) -> int:
         "networks": network_rows(z),
         "metanets": metanets,
         "mli": mli,
-        "seeds": seeds,
         "zoo_wall": args.zoo_wall,
         "analysis_wall": analysis_wall,
         "figure": f"{name}.png",

@@ -188,6 +188,7 @@ def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 10
     return {
         "kind": kind,
         "seed": seed,
+        "epochs": epochs,
         "r2": float(r2_score(truth, predicted)),
         "kendall_tau": float(kendalltau(truth, predicted).statistic),
         "validation_mse": best,
