@@ -177,15 +177,17 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     z = zoo.Zoo(args.zoo)
     start = time.perf_counter()
-    if args.scores:  # several files (say, the NFN's run apart): their metanets merged, the MLI of the one with it
+    if args.scores:  # several files (say, the NFN's run apart, or one per symmetry kind), merged
         metanets: dict = {}
-        mli = None
+        mli: dict = {}
         for path in args.scores:
             scores = json.loads(Path(path).read_text())
             for symmetry, by_kind in scores["metanets"].items():
                 metanets.setdefault(symmetry, {}).update(by_kind)
-            mli = scores.get("mli", mli)
-        if mli is None:
+            mli.update(scores.get("mli", {}))
+        metanets = {s: metanets[s] for s in z.config.symmetries if s in metanets}  # the zoo's order
+        mli = {s: mli[s] for s in z.config.symmetries if s in mli}
+        if not mli:
             parser.error("none of the --scores files has MLI statistics (bnn-asym metanet ... --mli)")
         analysis_wall = args.analysis_wall or "not recorded"
     else:
