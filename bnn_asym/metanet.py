@@ -153,15 +153,19 @@ def _prepare(kind: str, params: dict, parts) -> list:
     sets, rest = _unit_sets(params)
     n = len(next(iter(params.values())))
     rest_parts = _standardise(*[(statnn_features(rest) if rest else np.zeros((n, 0)))[i] for i in parts])
-    # one robust scale per layer (unit order stays free), entries clipped like every other input
-    scale = [max(float(np.percentile(np.abs(s[parts[0]]), 75)), 1e-12) for s in sets]
-    return [
-        (
-            [np.clip(s[i] / c, -INPUT_CLIP, INPUT_CLIP).astype(np.float32) for s, c in zip(sets, scale)],
-            r.astype(np.float32),
-        )
-        for i, r in zip(parts, rest_parts)
-    ]
+    scale = [_layer_scale(s[parts[0]]) for s in sets]
+    return [([_scaled(s[i], c) for s, c in zip(sets, scale)], r.astype(np.float32)) for i, r in zip(parts, rest_parts)]
+
+
+def _layer_scale(train_values: np.ndarray) -> float:
+    """One robust scale for a whole tensor (unit order stays free): the 75th percentile of its magnitude over the
+    training networks."""
+    return max(float(np.percentile(np.abs(train_values), 75)), 1e-12)
+
+
+def _scaled(values: np.ndarray, scale: float) -> np.ndarray:
+    """Values over their layer's scale, clipped like every other metanet input, as float32."""
+    return np.clip(values / scale, -INPUT_CLIP, INPUT_CLIP).astype(np.float32)
 
 
 def fit_metanet(kind: str, params: dict, target, seed: int = 0, epochs: int = 1000, lr: float = 1e-3) -> dict:
@@ -270,16 +274,11 @@ def nfn_layers(params: dict) -> list[tuple[str, str]]:
 def _nfn_inputs(arrays: dict, layers, parts) -> list:
     """Per split: (weights, biases) with a channel axis, each layer scaled by one robust scale from the training
     networks (unit order stays free) and clipped like every other metanet input."""
-    out = []
-    scales = {k: max(float(np.percentile(np.abs(arrays[k][parts[0]]), 75)), 1e-12) for pair in layers for k in pair}
-    for i in parts:
-        out.append(
-            tuple(
-                [np.clip(arrays[k][i] / scales[k], -INPUT_CLIP, INPUT_CLIP)[:, None].astype(np.float32) for k in names]
-                for names in ([w for w, _ in layers], [b for _, b in layers])
-            )
-        )
-    return out
+    scales = {k: _layer_scale(arrays[k][parts[0]]) for pair in layers for k in pair}
+    weights, biases = [w for w, _ in layers], [b for _, b in layers]
+    return [
+        tuple([_scaled(arrays[k][i], scales[k])[:, None] for k in names] for names in (weights, biases)) for i in parts
+    ]
 
 
 def _train_nfn(kind, arrays, parts, y_train, y_val, seed, epochs, lr) -> tuple[np.ndarray, float]:
