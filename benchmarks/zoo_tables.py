@@ -4,7 +4,7 @@ MLI statistics, as Markdown, JSON and one figure.
 Run after ``bnn-asym zoo`` built the zoo (the metanets and MLI are computed here, or read from the JSON that
 ``bnn-asym metanet ZOO --mli --json FILE`` wrote, with ``--scores FILE``):
 
-    python benchmarks/zoo_tables.py ZOO [--kinds mlp statnn deepsets] [--seeds 5] [--scores FILE]
+    python benchmarks/zoo_tables.py ZOO [--kinds mlp statnn deepsets] [--seeds 5] [--scores FILE ...]
                                         [--zoo-wall "N min on 2 cores"]
 
 Writes benchmarks/results/zoo_<data>_<family>.{md,json,png}.
@@ -72,7 +72,7 @@ def markdown(result: dict) -> str:
         f"`bnn-asym zoo --data {cfg['data']} --family {cfg['family']} --n-networks {cfg['n_networks']}` (the paper's "
         "sampled hyper-parameters: lr 0.5 * 10^-U(0,2), weight decay 10^-U(1,5), label smoothing U(0,0.2), epochs "
         f"randint({cfg['epochs_low']}, {cfg['epochs_high']}), SGD with momentum 0.9, batch {cfg['batch_size']}; one "
-        "shared spec per symmetry kind), then the metanets and MLI of `benchmarks/zoo_tables.py`. "
+        f"shared spec per symmetry kind), then the metanets and MLI of {result['scored_by']}. "
         f"Zoo training: {result['zoo_wall']}; metanets and MLI: {result['analysis_wall']}. Not the paper's setting "
         "(10,000 ResNet8 per variant on CIFAR-10).",
         "",
@@ -190,10 +190,14 @@ def main(argv=None) -> int:
         if not mli:
             parser.error("none of the --scores files has MLI statistics (bnn-asym metanet ... --mli)")
         analysis_wall = args.analysis_wall or "not recorded"
+        scored_by = (
+            "`bnn-asym metanet ZOO --mli --json FILE` (per kind with `--symmetry`), read by `benchmarks/zoo_tables.py`"
+        )
     else:
         metanets = zoo.metanet_table(z, args.kinds, range(args.seeds), args.epochs)
         mli = zoo.mli_table(z)
         analysis_wall = f"{(time.perf_counter() - start) / 60:.1f} min"
+        scored_by = "`benchmarks/zoo_tables.py`"
     name = f"zoo_{z.config.data}_{z.config.family}"
     result = {
         "config": z.config.to_dict(),
@@ -202,6 +206,7 @@ def main(argv=None) -> int:
         "mli": mli,
         "zoo_wall": args.zoo_wall,
         "analysis_wall": analysis_wall,
+        "scored_by": scored_by,
         "figure": f"{name}.png",
         "machine": machine_description(),
     }

@@ -236,7 +236,7 @@ def _cmd_metanet(args) -> int:
 
     z = zoo.Zoo(args.zoo)
     result: dict = {"zoo": str(z.path), "config": z.config.to_dict()}
-    result["metanets"] = zoo.metanet_table(z, args.kinds, range(args.seeds), args.epochs)
+    result["metanets"] = zoo.metanet_table(z, args.kinds, range(args.seeds), args.epochs, args.symmetry)
     print("| symmetry | metanet | test R^2 | Kendall tau |\n|---|---|---|---|")
     for symmetry, by_kind in result["metanets"].items():
         for kind, r in by_kind.items():
@@ -248,7 +248,7 @@ def _cmd_metanet(args) -> int:
                 f"{r['tau_mean']:.3f} ± {r['tau_std']:.3f} |"
             )
     if args.mli:
-        result["mli"] = zoo.mli_table(z)
+        result["mli"] = zoo.mli_table(z, symmetries=args.symmetry)
         print("\n| symmetry | networks | monotonic | Δ | local convexity | globally convex |")
         print("|---|---|---|---|---|---|")
         for symmetry, r in result["mli"].items():
@@ -554,6 +554,7 @@ def _add_zoo_parsers(sub) -> None:
     )
     m.add_argument("--seeds", type=int, default=5, help="splits and inits per metanet")
     m.add_argument("--epochs", type=int, default=1000, help="full-batch Adam steps per penalty")
+    m.add_argument("--symmetry", nargs="+", default=None, choices=SYMMETRIES, help="only these kinds (None: all)")
     m.add_argument("--mli", action="store_true", help="also the MLI statistics of every network")
     m.add_argument("--json", default=None, metavar="FILE", help="also write every number as JSON")
     m.set_defaults(func=_cmd_metanet)

@@ -205,6 +205,15 @@ class Zoo:
             raise ValueError(f"{index} is not a bnn_asym zoo index ({e})") from None
         self.config = ZooConfig.from_dict(json.loads(row[0]))
 
+    def kinds(self, symmetries=None) -> tuple[str, ...]:
+        """The zoo's symmetry kinds, or the requested ones (each checked to be in the zoo)."""
+        if symmetries is None:
+            return self.config.symmetries
+        for s in symmetries:
+            if s not in self.config.symmetries:
+                raise ValueError(f"the zoo at {self.path} has no {s!r} networks; it has {self.config.symmetries}")
+        return tuple(symmetries)
+
     def rows(self, symmetry: str | None = None) -> list[dict]:
         q = f"SELECT {', '.join(INDEX_COLUMNS)} FROM networks"
         q += " WHERE symmetry = ? ORDER BY network" if symmetry else " ORDER BY symmetry, network"
@@ -337,16 +346,17 @@ def build(cfg: ZooConfig, path, progress: bool = True) -> Zoo:
 
 
 # ----- analyses over a zoo -----------------------------------------------------------------------------------
-def mli_table(z: Zoo, n_points: int = 25, subset: int = 1000) -> dict[str, dict]:
+def mli_table(z: Zoo, n_points: int = 25, subset: int = 1000, symmetries=None) -> dict[str, dict]:
     """Monotonic linear interpolation from init to trained weights for every zoo network, per symmetry kind:
     share monotonic, mean max increase (Delta), local convexity, share globally convex (the paper's Table 5
-    statistics), on a fixed subset of the training rows; diverged networks are left out."""
+    statistics), on a fixed subset of the training rows; diverged networks are left out. ``symmetries``: some of
+    the zoo's kinds (default: all)."""
     from .symmetry.interpolation import interpolate, mli_stats
 
     ds = load_data(z.config)
     n = min(subset, len(ds.X_train))
     out = {}
-    for symmetry in z.config.symmetries:
+    for symmetry in z.kinds(symmetries):
         finals, rows = z.parameters(symmetry, "final")
         inits, _ = z.parameters(symmetry, "init")
         spec = z.spec(symmetry)
@@ -374,14 +384,14 @@ def mli_table(z: Zoo, n_points: int = 25, subset: int = 1000) -> dict[str, dict]
     return out
 
 
-def metanet_table(z: Zoo, kinds=None, seeds=range(5), epochs: int = 1000) -> dict[str, dict]:
+def metanet_table(z: Zoo, kinds=None, seeds=range(5), epochs: int = 1000, symmetries=None) -> dict[str, dict]:
     """Every metanet kind (``bnn_asym.metanet``; default ``DEFAULT_KINDS``, ``nfn`` on request) predicting test
     accuracy from the final free parameters, per symmetry kind: mean and std of test R^2 and Kendall tau over
-    ``seeds``; diverged networks are left out."""
+    ``seeds``; diverged networks are left out. ``symmetries``: some of the zoo's kinds (default: all)."""
     from . import metanet
 
     out = {}
-    for symmetry in z.config.symmetries:
+    for symmetry in z.kinds(symmetries):
         finals, rows = z.parameters(symmetry, "final")
         keep = np.array([not r["diverged"] for r in rows])
         target = np.array([r["test_accuracy"] for r in rows])[keep]

@@ -92,4 +92,10 @@ def test_cli_builds_a_zoo_and_scores_metanets_and_mli(tmp_path, capsys):
     assert len(got["metanets"]["standard"]["statnn"]["runs"]) == 2
     assert len(got["metanets"]["standard"]["nfn"]["runs"]) == 2
     assert 0 <= got["mli"]["w_asym"]["monotonic"] <= 1 and got["mli"]["w_asym"]["networks"] <= 8
+    argv = ["metanet", str(out), "--kinds", "statnn", "--seeds", "2", "--epochs", "5", "--mli", "--json", str(report)]
+    assert main(argv + ["--symmetry", "w_asym"]) == 0  # one kind of the zoo: its tables only
+    got = json.loads(report.read_text())
+    assert list(got["metanets"]) == ["w_asym"] and list(got["mli"]) == ["w_asym"]
+    assert main(argv + ["--symmetry", "sigma_asym"]) == 2  # a kind this zoo does not have: a message
+    assert "has no 'sigma_asym' networks" in capsys.readouterr().err
     assert main(["metanet", str(tmp_path / "nowhere")]) == 2  # no zoo there: a message, no traceback
