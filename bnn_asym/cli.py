@@ -612,7 +612,12 @@ def _add_bench_parsers(sub) -> None:
 
     r = _subparser(sub, "report", "write the Markdown + PNG report of a benchmark store")
     r.add_argument("store", help="a store written by bnn-asym bench")
-    r.add_argument("--suite", default=None, help="only this suite's cells; None: all")
+    r.add_argument(
+        "--suite",
+        action="append",
+        default=None,
+        help="only this suite's cells; repeat it for one report of several (named after the first); None: all",
+    )
     r.add_argument("--out", default=None, help="folder for the report; None: <store without .sqlite>_report/")
     r.add_argument("--export", default=None, metavar="CSV", help="also write the tidy metric rows as CSV")
     r.add_argument("--machine", default=None, help="machine line for the report")

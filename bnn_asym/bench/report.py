@@ -9,6 +9,7 @@ alignment next to prediction R-hat, ESS per second, and a table of functional mo
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -354,7 +355,8 @@ def plot_reliability(store: BenchStore, cells: list[dict], path) -> Path | None:
             drawn = True
         ax.plot([0, 1], [0, 1], "k:", lw=1)
         ax.set(title=engine, xlabel="confidence", ylabel="accuracy", xlim=(0, 1), ylim=(0, 1))
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     problems = sorted({f"{c['config']['data']['name']}, {c['config'].get('network_label', '')}" for c in cells})
     fig.suptitle(
         f"Reliability of the test-set predictive (15 bins, pooled over seeds): {'; '.join(problems)}", fontsize=9
@@ -444,6 +446,143 @@ def prior_sensitivity_table(cells: list[dict]) -> str:
         ]
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
+
+
+DEPTH_METRICS = (
+    ("grads_to_agreement", "gradients to 95% agreement"),
+    ("time_to_agreement_s", "s to 95% agreement"),
+    ("rhat_pred_max", "max R-hat predictions"),
+    ("rhat_params_unaligned_median", "median R-hat params"),
+    ("rhat_params_aligned_median", "median R-hat params, aligned"),
+    ("modes", "modes"),
+    ("nll", "test NLL"),
+)
+
+
+def _depth_groups(cells: list[dict]) -> dict:
+    """(data, network without its depth) -> {hidden layers: cells}, for MLPs of one width that a suite runs at
+    two or more depths (everything else about the network equal)."""
+    groups: dict = {}
+    for c in cells:
+        network = dict(c["config"]["network"])
+        hidden = network.pop("hidden", None)
+        if network.get("family") != "mlp" or not hidden or len(set(hidden)) != 1:
+            continue
+        base = (c["config"]["data"]["name"], json.dumps({**network, "width": hidden[0]}, sort_keys=True))
+        groups.setdefault(base, {}).setdefault(len(hidden), []).append(c)
+    return {k: v for k, v in groups.items() if len(v) >= 2}
+
+
+def _depth_value(rs: list[dict], metric: str) -> str:
+    values = [r["metrics"].get(metric) for r in rs if metric in r["metrics"]]
+    reached = [v for v in values if v is not None and np.isfinite(v)]
+    if metric in ("grads_to_agreement", "time_to_agreement_s") and values and not reached:
+        return "never"
+    return _figure(rs, metric)
+
+
+def depth_table(cells: list[dict]) -> str:
+    """The same engines on MLPs that differ only in depth: each measure of sampling (cost to agree with the
+    reference, prediction and parameter R-hat before / after alignment, modes, NLL) with one column per
+    number of hidden layers, so that a trend with depth reads along a row; empty without such networks."""
+    blocks = []
+    for (data, base), by_depth in sorted(_depth_groups(cells).items()):
+        depths = sorted(by_depth)
+        width = json.loads(base)["width"]
+        engines = list(dict.fromkeys(c["config"]["engine"]["label"] for d in depths for c in by_depth[d]))
+        symmetries = [
+            s for s in SYMMETRY_ORDER if any(c["config"]["symmetry"] == s for d in depths for c in by_depth[d])
+        ]
+        lines = [
+            f"{data}, MLP of width {width}: columns are hidden layers",
+            "",
+            "| measure | engine | symmetry | " + " | ".join(f"{d} hidden" for d in depths) + " |",
+            "|" + "---|" * (3 + len(depths)),
+        ]
+        for metric, label in DEPTH_METRICS:
+            for engine in engines:
+                for sym in symmetries:
+                    cols = []
+                    for d in depths:
+                        rs = [
+                            c
+                            for c in by_depth[d]
+                            if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym
+                        ]
+                        cols.append(_depth_value(rs, metric) if rs else "-")
+                    if any(col != "-" for col in cols):
+                        lines.append(f"| {label} | {engine} | {sym} | " + " | ".join(cols) + " |")
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks)
+
+
+def _depth_series(by_depth: dict, engine: str, symmetry: str, metric: str):
+    """(depths, means over seeds, [below, above] min-max spread, depths where a seed never agreed) of one line."""
+    xs, means, lows, highs, never = [], [], [], [], []
+    for d in sorted(by_depth):
+        rs = [
+            c for c in by_depth[d] if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == symmetry
+        ]
+        vals = np.asarray([r["metrics"][metric] for r in rs if metric in r["metrics"]], np.float64)
+        if metric == "grads_to_agreement" and np.isnan(vals).any():
+            never.append(d)
+        vals = vals[np.isfinite(vals)]
+        if len(vals):
+            xs.append(d)
+            means.append(vals.mean())
+            lows.append(vals.mean() - vals.min())
+            highs.append(vals.max() - vals.mean())
+    return xs, means, [lows, highs], never
+
+
+def plot_depth(cells: list[dict], path) -> Path | None:
+    """Sampling against depth: gradients to 95% agreement with the reference (an open marker at the top where
+    a seed never got there), max prediction R-hat, median parameter R-hat after alignment, test NLL; a line per
+    engine (line style) and symmetry (colour), mean over seeds, min-max whiskers."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    groups = _depth_groups(cells)
+    if not groups:
+        return None
+    panels = (
+        ("grads_to_agreement", "gradients to 95% agreement", True),
+        ("rhat_pred_max", "max R-hat (test predictions)", True),
+        ("rhat_params_aligned_median", "median R-hat (params, aligned)", True),
+        ("nll", "test NLL", False),
+    )
+    styles = ("-", "--", ":", "-.")
+    fig, axes = plt.subplots(len(groups), len(panels), figsize=(3.3 * len(panels), 3.0 * len(groups)), squeeze=False)
+    for row, by_depth in enumerate(groups[k] for k in sorted(groups)):
+        depths = sorted(by_depth)
+        every = [c for d in depths for c in by_depth[d]]
+        engines = list(dict.fromkeys(c["config"]["engine"]["label"] for c in every))
+        symmetries = [s for s in SYMMETRY_ORDER if any(c["config"]["symmetry"] == s for c in every)]
+        for col, (metric, label, log) in enumerate(panels):
+            ax = axes[row, col]
+            for i, engine in enumerate(engines):
+                for sym in symmetries:
+                    xs, means, spread, never = _depth_series(by_depth, engine, sym, metric)
+                    line = ax.errorbar(
+                        xs, means, yerr=spread, color=COLORS.get(sym), ls=styles[i % len(styles)],
+                        marker="o", ms=3, lw=1.2, capsize=2, label=f"{engine}, {sym}",
+                    )  # fmt: skip
+                    if never:
+                        top = ax.get_ylim()[1]
+                        ax.plot(never, [top] * len(never), ls="none", marker="^", mfc="none", color=line[0].get_color())
+            if log:
+                _log_axis(ax, "y")
+            ax.set_xticks(depths)
+            ax.set_xlabel("hidden layers", fontsize=8)
+            ax.set_title(label, fontsize=9)
+            ax.grid(alpha=0.3)
+            if row == 0 and col == 0:
+                ax.legend(fontsize=6)
+    fig.suptitle("Sampling at depth (open triangles: a seed never reached 95% agreement)", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, path)
 
 
 def _ood_sets(cells: list[dict]) -> list[str]:
@@ -631,6 +770,7 @@ def _sections(store: BenchStore, cells: list[dict]) -> list[tuple[str, str]]:
     sections = [
         ("Time to target (warm starts included)", time_to_target_table(cells)),
         ("Symmetry and multimodality", symmetry_table(cells)),
+        ("Sampling at depth", depth_table(cells)),
         ("Prior sensitivity (the same networks under each prior scale)", prior_sensitivity_table(cells)),
         ("Uncertainty: OOD detection (AUROC, 0.5 = chance) and selective prediction", ood_table(cells)),
         ("Accuracy under rotation (covariate shift)", shift_table(cells)),
@@ -640,20 +780,28 @@ def _sections(store: BenchStore, cells: list[dict]) -> list[tuple[str, str]]:
 
 
 def write_report(
-    store: BenchStore, out_dir, suite: str | None = None, machine: str | None = None, title: str | None = None
+    store: BenchStore,
+    out_dir,
+    suite: str | Sequence[str] | None = None,
+    machine: str | None = None,
+    title: str | None = None,
 ) -> list[Path]:
-    """Markdown (+ JSON of every cell) and PNGs for the cells of ``suite`` (all cells when None)."""
-    cells = store.cells(suite)
+    """Markdown (+ JSON of every cell) and PNGs for the cells of ``suite`` -- one name, several (one report, named
+    after the first: a suite and its companions, e.g. ``standard`` and ``standard-priors``), or all cells when
+    None."""
+    names = [suite] if isinstance(suite, str) else list(suite or ())
+    cells = store.cells(names)
     if not cells:
-        raise ValueError(f"store {store.path} holds no cells{f' of suite {suite!r}' if suite else ''}")
+        raise ValueError(f"store {store.path} holds no cells{f' of suite {names}' if names else ''}")
     out_dir = Path(out_dir)
-    stem = f"bench_{suite or 'all'}"
+    stem = f"bench_{names[0] if names else 'all'}"
     drawn = [
         plot_reference_distance(cells, out_dir / f"{stem}_reference.png"),
         plot_convergence(store, cells, out_dir / f"{stem}_convergence.png"),
         plot_convergence(store, cells, out_dir / f"{stem}_convergence_grads.png", x="grad_evals"),
         plot_reliability(store, cells, out_dir / f"{stem}_reliability.png"),
         plot_symmetry(cells, out_dir / f"{stem}_symmetry.png"),
+        plot_depth(cells, out_dir / f"{stem}_depth.png"),
         plot_ood(cells, out_dir / f"{stem}_ood.png"),
         plot_shift(cells, out_dir / f"{stem}_shift.png"),
         plot_risk_coverage(store, cells, out_dir / f"{stem}_risk_coverage.png"),

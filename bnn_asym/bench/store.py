@@ -16,6 +16,7 @@ import io
 import json
 import sqlite3
 import time
+from collections.abc import Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -162,11 +163,15 @@ class BenchStore(_SQLiteStore):
                 [(key, n, json.dumps(v)) for n, v in sorted(result.get("artifacts", {}).items())],
             )
 
-    def cells(self, suite: str | None = None) -> list[dict]:
-        """Every stored cell: key, suite, config, info, seconds, and its metrics as a dict."""
+    def cells(self, suite: str | Sequence[str] | None = None) -> list[dict]:
+        """Every stored cell (of one suite or of several, by name): key, suite, config, info, seconds, and its
+        metrics as a dict."""
+        names = [suite] if isinstance(suite, str) else list(suite or ())
+        where = f" WHERE suite IN ({', '.join('?' * len(names))})" if names else ""
         with self._connect() as db:
-            q = "SELECT key, suite, config, info, seconds FROM cells" + (" WHERE suite = ?" if suite else "")
-            rows = db.execute(q + " ORDER BY created", (suite,) if suite else ()).fetchall()
+            rows = db.execute(
+                f"SELECT key, suite, config, info, seconds FROM cells{where} ORDER BY created", names
+            ).fetchall()
             metrics: dict[str, dict] = {}
             for cell, name, value in db.execute("SELECT cell, name, value FROM metrics"):
                 metrics.setdefault(cell, {})[name] = value

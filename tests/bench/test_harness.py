@@ -298,3 +298,60 @@ def test_prior_sensitivity_table_puts_each_prior_side_by_side():
         in table
     )
     assert prior_sensitivity_table([c for c in cells if c["config"]["network"]["prior_scale"] == 1.0]) == ""
+
+
+def test_depth_table_and_figure_read_a_trend_along_a_row(tmp_path):
+    """MLPs that differ only in depth get one column per number of hidden layers; a seed that never agreed reads
+    "never" only when no seed got there; networks of one depth (or several widths) give no section."""
+    from bnn_asym.bench.report import depth_table, plot_depth
+
+    def cell(engine, symmetry, layers, seed, grads):
+        network = {"family": "mlp", "hidden": [16] * layers, "prior_scale": 1.0}
+        config = {"data": {"name": "digits"}, "network": network, "engine": {"label": engine}, "symmetry": symmetry}
+        metrics = {"grads_to_agreement": grads, "rhat_pred_max": 1.0 + 0.01 * layers + 0.002 * seed, "nll": 0.1}
+        return {"config": config, "metrics": metrics}
+
+    cells = [
+        cell("nuts", s, layers, seed, float("nan") if layers == 8 or (layers == 4 and seed == 1) else 1000.0 * layers)
+        for s in ("standard", "w_asym")
+        for layers in (2, 4, 8)
+        for seed in (0, 1)
+    ]
+    table = depth_table(cells)
+    assert "| measure | engine | symmetry | 2 hidden | 4 hidden | 8 hidden |" in table
+    # depth 4: one seed of two got there (the mean is over it); depth 8: none did
+    assert "| gradients to 95% agreement | nuts | standard | 2000 ± 0 | 4000 | never |" in table
+    assert "| max R-hat predictions | nuts | w_asym | 1.021 ± 0.001 | 1.041 ± 0.001 | 1.081 ± 0.001 |" in table
+    assert plot_depth(cells, tmp_path / "depth.png").stat().st_size > 1000
+    assert depth_table([c for c in cells if len(c["config"]["network"]["hidden"]) == 2]) == ""
+    assert plot_depth([c for c in cells if len(c["config"]["network"]["hidden"]) == 2], tmp_path / "x.png") is None
+
+
+def test_one_report_of_a_suite_and_its_companion_suite(tmp_path, capsys):
+    """`bnn-asym report --suite standard --suite standard-priors`: one report, named after the first suite, over
+    both suites' cells, so the prior-sensitivity section compares the two priors; one suite alone has no such
+    section."""
+    from bnn_asym.cli import main
+
+    store = BenchStore(tmp_path / "b.sqlite")
+    for suite, scale, nll in (("standard", 1.0, 0.18), ("standard-priors", 4.0, 0.09), ("other", 9.0, 0.5)):
+        network = {"family": "mlp", "hidden": [16, 16], "prior_scale": scale}
+        config = {
+            "data": {"name": "digits"},
+            "network": network,
+            "network_label": f"mlp-3x16-prior{scale:g}",
+            "engine": {"name": "nuts", "label": "nuts"},
+            "symmetry": "w_asym",
+            "seed": 0,
+        }
+        store.put_cell(f"key-{suite}", suite, config, {"metrics": {"nll": nll, "accuracy": 0.97}}, 1.0)
+    out = tmp_path / "report"
+    assert (
+        main(["report", str(store.path), "--suite", "standard", "--suite", "standard-priors", "--out", str(out)]) == 0
+    )
+    md = (out / "bench_standard.md").read_text()
+    assert "Benchmark: standard, standard-priors" in md and "## Prior sensitivity" in md
+    assert "| digits | mlp-3x16 | nuts | w_asym | 0.180 | 0.090 |" in md and "prior 9" not in md
+    assert main(["report", str(store.path), "--suite", "standard", "--out", str(tmp_path / "alone")]) == 0
+    assert "## Prior sensitivity" not in (tmp_path / "alone" / "bench_standard.md").read_text()
+    capsys.readouterr()

@@ -25,6 +25,23 @@ def test_builtin_suites_load_and_expand():
     assert {n.init for n in paper.networks} == {"kaiming_normal", "torch_default"}
 
 
+def test_standard_priors_is_the_standard_suite_under_a_wider_prior():
+    """Its report is the standard report's prior-sensitivity section: only the prior scale (and the seeds) may differ,
+    so the two files cannot drift apart."""
+    import dataclasses
+
+    standard, wider = load_suite("standard"), load_suite("standard-priors")
+    assert [n.prior_scale for n in wider.networks] == [4.0] and wider.seeds == (0,)
+    assert wider.networks == tuple(dataclasses.replace(n, prior_scale=4.0) for n in standard.networks)
+    assert (wider.engines, wider.symmetries, wider.data, wider.metrics) == (
+        standard.engines,
+        standard.symmetries,
+        standard.data,
+        standard.metrics,
+    )
+    assert wider.reference == standard.reference
+
+
 def test_keys_depend_on_everything_that_changes_the_numbers():
     suite = parse_suite(MINIMAL)
     (a,) = suite.cells()
