@@ -165,6 +165,14 @@ def figure(result: dict, z: zoo.Zoo, path: Path) -> None:
     plt.close(fig)
 
 
+def recorded_wall(z: zoo.Zoo) -> str:
+    """The zoo's training time per kind from its index's chunk times ("not recorded" for older zoos)."""
+    timed = z.training_seconds()
+    if not timed:
+        return "not recorded"
+    return "; ".join(f"{s} {t['seconds'] / 60:.1f} min for {t['networks']} networks" for s, t in timed.items())
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("zoo")
@@ -172,7 +180,11 @@ def main(argv=None) -> int:
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=1000)
     parser.add_argument("--scores", nargs="+", default=None, help="bnn-asym metanet --json files to read instead")
-    parser.add_argument("--zoo-wall", default="not recorded", help="how long the zoo took to train, as measured")
+    parser.add_argument(
+        "--zoo-wall",
+        default=None,
+        help="how long the zoo took to train, as measured; default: the chunk times its index recorded",
+    )
     parser.add_argument("--analysis-wall", default=None, help="with --scores: how long those scores took, as measured")
     args = parser.parse_args(argv)
     z = zoo.Zoo(args.zoo)
@@ -204,7 +216,7 @@ def main(argv=None) -> int:
         "networks": network_rows(z),
         "metanets": metanets,
         "mli": mli,
-        "zoo_wall": args.zoo_wall,
+        "zoo_wall": args.zoo_wall or recorded_wall(z),
         "analysis_wall": analysis_wall,
         "scored_by": scored_by,
         "figure": f"{name}.png",

@@ -221,12 +221,21 @@ def _cmd_zoo(args) -> int:
     )
     z = zoo.build(cfg, args.out, progress=not args.no_progress)
     print(f"zoo at {z.path}: {cfg.family} on {cfg.data}")
-    print("| symmetry | networks | diverged | test accuracy: mean | min | max |\n|---|---|---|---|---|---|")
+    print(
+        "| symmetry | networks | diverged | test accuracy: mean | min | max | training s (recorded chunks) |\n"
+        "|---|---|---|---|---|---|---|"
+    )
+    timed = z.training_seconds()
     for symmetry in cfg.symmetries:
         rows = z.rows(symmetry)
         acc = np.array([r["test_accuracy"] for r in rows])
         diverged = sum(r["diverged"] for r in rows)
-        print(f"| {symmetry} | {len(rows)} | {diverged} | {acc.mean():.3f} | {acc.min():.3f} | {acc.max():.3f} |")
+        t = timed.get(symmetry)
+        seconds = f"{t['seconds']:.0f} ({t['networks']} networks)" if t else "not recorded"
+        print(
+            f"| {symmetry} | {len(rows)} | {diverged} | {acc.mean():.3f} | {acc.min():.3f} | {acc.max():.3f} "
+            f"| {seconds} |"
+        )
     return 0
 
 

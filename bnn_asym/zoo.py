@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import sqlite3
+import time
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -220,6 +221,20 @@ class Zoo:
         with sqlite3.connect(self.path / "index.sqlite") as db:
             return [dict(zip(INDEX_COLUMNS, r)) for r in db.execute(q, (symmetry,) if symmetry else ())]
 
+    def training_seconds(self) -> dict[str, dict]:
+        """Per symmetry kind: the networks whose chunk times were recorded, their training seconds summed, and
+        chunks recorded (zoos built before chunk times were kept record none)."""
+        with sqlite3.connect(self.path / "index.sqlite") as db:
+            has_chunks = db.execute("SELECT 1 FROM sqlite_master WHERE name = 'chunks'").fetchone()
+            rows = (
+                db.execute(
+                    "SELECT symmetry, SUM(networks), SUM(seconds), COUNT(*) FROM chunks GROUP BY symmetry"
+                ).fetchall()
+                if has_chunks
+                else []
+            )
+        return {s: {"networks": int(n), "seconds": float(t), "chunks": int(c)} for s, n, t, c in rows}
+
     def table(self):
         import pandas as pd
 
@@ -257,6 +272,11 @@ def _open_index(path: Path, cfg: ZooConfig) -> None:
             "lr REAL, weight_decay REAL, label_smoothing REAL, epochs INTEGER, diverged INTEGER, train_loss REAL, "
             "train_accuracy REAL, test_loss REAL, test_accuracy REAL, PRIMARY KEY (symmetry, network))"
         )
+        # training seconds of each chunk (compilation included in a process's first chunk of a kind)
+        db.execute(
+            "CREATE TABLE IF NOT EXISTS chunks (symmetry TEXT, chunk INTEGER, networks INTEGER, seconds REAL, "
+            "PRIMARY KEY (symmetry, chunk))"
+        )
         row = db.execute("SELECT config FROM zoo").fetchone()
         if row is None:
             db.execute("INSERT INTO zoo VALUES (?)", (json.dumps(cfg.to_dict(), sort_keys=True),))
@@ -271,7 +291,9 @@ def _done_chunks(path: Path, symmetry: str) -> set[int]:
         return {r[0] for r in db.execute("SELECT DISTINCT chunk FROM networks WHERE symmetry = ?", (symmetry,))}
 
 
-def _write_chunk(path: Path, symmetry: str, chunk: int, networks, hyper, inits, finals, diverged, scores) -> None:
+def _write_chunk(
+    path: Path, symmetry: str, chunk: int, networks, hyper, inits, finals, diverged, scores, seconds: float
+) -> None:
     import xarray as xr
 
     from .io import atomic_path
@@ -304,6 +326,7 @@ def _write_chunk(path: Path, symmetry: str, chunk: int, networks, hyper, inits, 
     ]
     with sqlite3.connect(path / "index.sqlite", timeout=60) as db:  # one transaction: a chunk is indexed whole
         db.executemany(f"INSERT OR REPLACE INTO networks VALUES ({', '.join('?' * len(INDEX_COLUMNS))})", rows)
+        db.execute("INSERT OR REPLACE INTO chunks VALUES (?, ?, ?, ?)", (symmetry, chunk, len(networks), seconds))
 
 
 def train_chunk(cfg: ZooConfig, ds, symmetry: str, networks: np.ndarray):
@@ -340,8 +363,10 @@ def build(cfg: ZooConfig, path, progress: bool = True) -> Zoo:
     done = {s: _done_chunks(path, s) for s in cfg.symmetries}
     todo = [(s, c, n) for s, c, n in chunks if c not in done[s]]
     for symmetry, chunk, networks in progress_bar(todo, desc="zoo", enabled=progress):
+        start = time.perf_counter()
         hyper, inits, finals, diverged, scores = train_chunk(cfg, ds, symmetry, networks)
-        _write_chunk(path, symmetry, chunk, networks, hyper, inits, finals, diverged, scores)
+        seconds = time.perf_counter() - start
+        _write_chunk(path, symmetry, chunk, networks, hyper, inits, finals, diverged, scores, seconds)
     return Zoo(path)
 
 

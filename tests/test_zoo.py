@@ -46,6 +46,9 @@ def test_a_zoo_reloads_with_identical_parameters_and_resumes_a_killed_build(tmp_
     monkeypatch.setattr(zoo, "train_chunk", lambda *a, _real=zoo.train_chunk: trained.append(a[2:]) or _real(*a))
     z = zoo.build(cfg, tmp_path, progress=False)
     assert len(trained) == 2  # only the two missing chunks
+    recorded = z.training_seconds()  # every chunk's time, those of the killed run included
+    assert {s: (r["networks"], r["chunks"]) for s, r in recorded.items()} == {"standard": (6, 2), "w_asym": (6, 2)}
+    assert all(r["seconds"] > 0 for r in recorded.values())
     with sqlite3.connect(tmp_path / "index.sqlite") as db:
         assert db.execute("SELECT COUNT(*), COUNT(DISTINCT symmetry || network) FROM networks").fetchone() == (12, 12)
     finals, rows = z.parameters("w_asym")
