@@ -91,6 +91,14 @@ TIME_TO_TARGET = [
 ]
 
 
+def _target_figure(rs: list[dict], key: str) -> str:
+    """mean ± std over the seeds that reached a target; "never" where every seed that was scored for it did not."""
+    values = [r["metrics"].get(key) for r in rs if key in r["metrics"]]
+    if values and not any(v is not None and np.isfinite(v) for v in values):
+        return "never"
+    return _mean_std(values)
+
+
 def time_to_target_table(cells: list[dict]) -> str:
     """Seconds and gradient evaluations (warm starts included) to agreement with the reference and to its NLL;
     "never" where no seed got there within its run."""
@@ -104,11 +112,7 @@ def time_to_target_table(cells: list[dict]) -> str:
     ]
     for key in sorted(groups, key=lambda k: (k[0], k[1], k[3], k[2])):
         rs = groups[key]
-        cols = []
-        for k, _ in TIME_TO_TARGET:
-            values = [r["metrics"].get(k) for r in rs if k in r["metrics"]]
-            reached = [v for v in values if v is not None and np.isfinite(v)]
-            cols.append("never" if values and not reached else _mean_std(values))
+        cols = [_target_figure(rs, k) for k, _ in TIME_TO_TARGET]
         lines.append(f"| {key[0]} | {key[1]} | {key[2]} | {key[3]} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
 
@@ -474,11 +478,13 @@ def _depth_groups(cells: list[dict]) -> dict:
 
 
 def _depth_value(rs: list[dict], metric: str) -> str:
-    values = [r["metrics"].get(metric) for r in rs if metric in r["metrics"]]
-    reached = [v for v in values if v is not None and np.isfinite(v)]
-    if metric in ("grads_to_agreement", "time_to_agreement_s") and values and not reached:
-        return "never"
-    return _figure(rs, metric)
+    return (
+        _target_figure(rs, metric) if metric in ("grads_to_agreement", "time_to_agreement_s") else _figure(rs, metric)
+    )
+
+
+def _of(cells: list[dict], engine: str, symmetry: str) -> list[dict]:
+    return [c for c in cells if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == symmetry]
 
 
 def depth_table(cells: list[dict]) -> str:
@@ -504,11 +510,7 @@ def depth_table(cells: list[dict]) -> str:
                 for sym in symmetries:
                     cols = []
                     for d in depths:
-                        rs = [
-                            c
-                            for c in by_depth[d]
-                            if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == sym
-                        ]
+                        rs = _of(by_depth[d], engine, sym)
                         cols.append(_depth_value(rs, metric) if rs else "-")
                     if any(col != "-" for col in cols):
                         lines.append(f"| {label} | {engine} | {sym} | " + " | ".join(cols) + " |")
@@ -520,9 +522,7 @@ def _depth_series(by_depth: dict, engine: str, symmetry: str, metric: str):
     """(depths, means over seeds, [below, above] min-max spread, depths where a seed never agreed) of one line."""
     xs, means, lows, highs, never = [], [], [], [], []
     for d in sorted(by_depth):
-        rs = [
-            c for c in by_depth[d] if c["config"]["engine"]["label"] == engine and c["config"]["symmetry"] == symmetry
-        ]
+        rs = _of(by_depth[d], engine, symmetry)
         vals = np.asarray([r["metrics"][metric] for r in rs if metric in r["metrics"]], np.float64)
         if metric == "grads_to_agreement" and np.isnan(vals).any():
             never.append(d)
