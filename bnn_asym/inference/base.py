@@ -80,7 +80,8 @@ class StepInfo(NamedTuple):
     - ``converged``: the engine's own stopping rule is met (optimisers with one: L-BFGS MAP); from then on the
       engine's ``step`` leaves the state unchanged, so where a run stops does not change its result. The run
       stops once every chain has converged (``RunInfo.stopped_by == "converged"``); a run that ends with a
-      chain unconverged warns (``ConvergenceWarning``).
+      chain unconverged warns (``ConvergenceWarning``). ``RunInfo.extra["converged_at"]`` is each chain's first
+      step with the rule met (-1: never); ``RunInfo.steps`` is later, since the driver checks between chunks.
     - ``grad_norm``: the largest entry of the objective's gradient after the step (optimisers); the last
       value per chain is ``RunInfo.extra["grad_norm"]`` and goes into that warning.
     """

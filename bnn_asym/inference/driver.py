@@ -365,13 +365,22 @@ class Record:
         self.kept = KeptDraws(plan.kept_draws(total)) if plan.kind == TRAJECTORY else None
         self.kept_stats: list[dict[str, np.ndarray]] = []
         self.converged: np.ndarray | None = None  # per chain, after the last step (engines with a stopping rule)
+        # per chain, the first step (1-based) after which its stopping rule held, -1 if never: unlike
+        # RunInfo.steps (a chunk boundary, so timing-dependent) this is a property of the trajectory
+        self.converged_at: np.ndarray | None = None
         self.grad_norm: np.ndarray | None = None
 
     def add(self, start: int, info: StepInfo, positions: dict | None) -> None:
         if info.loss is not None:
             self.losses.append(np.asarray(info.loss))
         if info.converged is not None:
-            self.converged = np.asarray(info.converged)[:, -1].astype(bool)
+            flags = np.asarray(info.converged).astype(bool)
+            self.converged = flags[:, -1]
+            if self.converged_at is None:
+                self.converged_at = np.full(flags.shape[0], -1, dtype=np.int64)
+            first = np.argmax(flags, axis=1)
+            newly = (self.converged_at < 0) & flags.any(axis=1)
+            self.converged_at[newly] = start + first[newly] + 1
         if info.grad_norm is not None:
             self.grad_norm = np.asarray(info.grad_norm)[:, -1].astype(np.float64)
         if self.kept is None:
@@ -426,6 +435,7 @@ def run_info(ctx: RunContext, p: Progress, record: Record, stopped_by: str) -> R
     extra = dict(ctx.facts)
     if record.converged is not None:
         extra["converged"] = record.converged.tolist()
+        extra["converged_at"] = record.converged_at.tolist()
     if record.grad_norm is not None:
         extra["grad_norm"] = record.grad_norm.tolist()
     divergences = record.num_divergences()

@@ -93,7 +93,11 @@ def test_map_stops_at_the_mode_and_warns_when_it_cannot(moons):
     net = bnn_asym.MLP(2, (16, 16), 2, symmetry="w_asym", seed=0)
     X, y = ds.X_train[:200], ds.y_train[:200]
     post, warned = _fit_recording_warnings(net, X, y, engine="map", progress=False)
-    assert post.run_info.stopped_by == "converged" and post.run_info.steps < 2000 and not warned
+    # L-BFGS meets its rule at step 205 here (205-483 over 4 seeds x 2 symmetries), far inside the 10,000-step
+    # limit; RunInfo.steps is the chunk boundary after that (1,000-2,500: it depends on the machine's speed)
+    assert post.run_info.stopped_by == "converged" and not warned
+    converged_at = post.info["converged_at"][0]
+    assert 0 < converged_at < 2000 and converged_at <= post.run_info.steps
     assert post.info["converged"] == [True] and post.info["grad_norm"][0] < 1e-2
     # where a converged run stops does not change it: a run with checkpoints goes on to num_steps, frozen
     longer = bnn_asym.fit(net, X, y, engine="map", progress=False, num_steps=3000, checkpoints=[3000])
