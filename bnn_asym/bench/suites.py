@@ -11,6 +11,9 @@ prior) -- a long run of an exact sampler, computed once and reused. Keys, with t
     chain_method = "sequential"       # how a cell runs its chains (sequential: identical on every backend)
     metrics = ["calibration", "agreement", "convergence", "multimodality", "ood", "shift"]
     agreement_target = 0.95           # time-to-target: first checkpoint with this agreement
+    base = "standard"                 # optional: start from another suite (a built-in name, or a file relative
+                                      # to this one); every top-level key given here replaces the base's
+    every_network = { prior_scale = 4.0 }  # optional: keys set on every network (after base)
 
     [[data]]                          # one or more: an offline data set
     name = "moons"; n_samples = 400; seed = 0; test_size = 0.25
@@ -348,6 +351,8 @@ TOP_LEVEL_KEYS = (
     "chain_method",
     "metrics",
     "agreement_target",
+    "base",
+    "every_network",
 )
 
 
@@ -364,6 +369,8 @@ def parse_suite(table: dict, source: str = "<dict>") -> Suite:
     from ..nets.spec import SYMMETRIES
 
     where = _Where(source)
+    file = Path(source) if Path(source).suffix else None
+    table = _with_base(table, where, file.parent if file else Path.cwd(), (str(file.resolve()),) if file else ())
     _checked(check_keys, table, where("(top level)"), TOP_LEVEL_KEYS, ("name", "data", "networks", "engines"))
     data = _each(where, "data", table["data"], _data)
     networks = _each(where, "networks", table["networks"], _network)
@@ -397,15 +404,63 @@ def parse_suite(table: dict, source: str = "<dict>") -> Suite:
     )
 
 
-def load_suite(name_or_path) -> Suite:
-    """A built-in suite by name (``builtin_suites()``) or a TOML / YAML file."""
+def _with_base(table: dict, where: _Where, relative_to: Path, chain: tuple) -> dict:
+    """``table`` on top of its ``base`` suite (resolved recursively): its top-level keys replace the base's,
+    then ``every_network`` is set on every network. Neither key is left in the result."""
+    if not isinstance(table, dict):
+        raise SuiteError(f"{where('(top level)')} a suite is a table of keys; got {type(table).__name__}")
+    table = dict(table)
+    base_name = table.pop("base", None)
+    every_network = table.pop("every_network", None)
+    if base_name is not None:
+        if not isinstance(base_name, str):
+            raise where.fail("base", f"the name of a built-in suite or a suite file; got {base_name!r}")
+        if "name" not in table:
+            raise where.fail("name", f"a suite built on base {base_name!r} needs a name of its own")
+        base_path = _suite_path(base_name, relative_to)
+        if str(base_path.resolve()) in chain:
+            raise where.fail("base", f"suites that are each other's base: {' -> '.join(chain + (str(base_path),))}")
+        base_table = _with_base(
+            _read_table(base_path), _Where(str(base_path)), base_path.parent, chain + (str(base_path.resolve()),)
+        )
+        table = {**base_table, **table}
+    if every_network is not None:
+        if not isinstance(every_network, dict):
+            raise where.fail(
+                "every_network", f"a table of network keys ({', '.join(NETWORK_KEYS)}); got {every_network!r}"
+            )
+        _checked(check_keys, every_network, where("every_network"), NETWORK_KEYS)
+        networks = _list(where, "networks", table.get("networks"))
+        table["networks"] = [{**_checked(_as_table, n, where("networks")), **every_network} for n in networks]
+    return table
+
+
+def _as_table(value, where: str) -> dict:
+    if not isinstance(value, dict):
+        raise ValueError(f"{where} each network is a table of keys; got {value!r}")
+    return value
+
+
+def _suite_path(name_or_path, relative_to: Path | None = None) -> Path:
     path = Path(name_or_path)
     if not path.suffix and (BUILTIN_DIR / f"{name_or_path}.toml").exists():
-        path = BUILTIN_DIR / f"{name_or_path}.toml"
+        return BUILTIN_DIR / f"{name_or_path}.toml"
+    if relative_to is not None and not path.is_absolute() and (relative_to / path).exists():
+        return relative_to / path
     if not path.exists():
         raise SuiteError(
             f"no suite {str(name_or_path)!r}: neither a built-in ({', '.join(builtin_suites())}) nor a file"
         )
+    return path
+
+
+def load_suite(name_or_path) -> Suite:
+    """A built-in suite by name (``builtin_suites()``) or a TOML / YAML file."""
+    path = _suite_path(name_or_path)
+    return parse_suite(_read_table(path), str(path))
+
+
+def _read_table(path: Path) -> dict:
     text = path.read_text()
     try:
         if path.suffix in (".yaml", ".yml"):
@@ -418,4 +473,4 @@ def load_suite(name_or_path) -> Suite:
             table = tomllib.loads(text)
     except Exception as e:  # a syntax error: name the file and the parser's message
         raise SuiteError(f"suite {path}: cannot be parsed ({type(e).__name__}: {e})") from None
-    return parse_suite(table, str(path))
+    return table

@@ -1,5 +1,7 @@
 """Suites as data: the built-ins load, bad files are refused with the key path and the accepted values."""
 
+import re
+
 import pytest
 
 from bnn_asym.bench.suites import SuiteError, builtin_suites, load_suite, parse_suite
@@ -40,6 +42,57 @@ def test_standard_priors_is_the_standard_suite_under_a_wider_prior():
         standard.metrics,
     )
     assert wider.reference == standard.reference
+
+
+def test_a_suite_built_on_a_base_replaces_only_what_it_names(tmp_path):
+    import dataclasses
+
+    (tmp_path / "base.toml").write_text(
+        'name = "base"\nseeds = [0, 1]\nsymmetries = ["w_asym"]\nmetrics = ["calibration"]\n'
+        '[[data]]\nname = "moons"\n[[networks]]\ndepth = 2\nwidth = 4\n[[networks]]\ndepth = 3\nwidth = 4\n'
+        '[[engines]]\nname = "map"\n'
+    )
+    child = tmp_path / "sub" / "child.toml"
+    child.parent.mkdir()
+    child.write_text(
+        'base = "../base.toml"\nname = "child"\nseeds = [5]\nevery_network = { prior_scale = 3.0, seed = 2 }\n'
+    )
+    grandchild = tmp_path / "grandchild.yaml"
+    grandchild.write_text("base: sub/child.toml\nname: grandchild\nsymmetries: [standard]\n")
+    base, sub, leaf = load_suite(tmp_path / "base.toml"), load_suite(child), load_suite(grandchild)
+    assert (sub.name, sub.seeds, sub.symmetries, sub.engines, sub.data) == (
+        "child",
+        (5,),
+        base.symmetries,
+        base.engines,
+        base.data,
+    )
+    assert sub.networks == tuple(dataclasses.replace(n, prior_scale=3.0, seed=2) for n in base.networks)
+    assert (leaf.name, leaf.symmetries, leaf.seeds, leaf.networks) == ("grandchild", ("standard",), (5,), sub.networks)
+    # a built-in base by name, from a dict
+    assert parse_suite({"base": "quick", "name": "q2"}).engines == load_suite("quick").engines
+
+
+@pytest.mark.parametrize(
+    "table, message",
+    [
+        ({"base": "quick"}, "a suite built on base 'quick' needs a name of its own"),
+        ({"base": "no-such-suite", "name": "x"}, "no suite 'no-such-suite'"),
+        ({"base": 3, "name": "x"}, "base: the name of a built-in suite or a suite file; got 3"),
+        ({"base": "quick", "name": "x", "every_network": {"widht": 3}}, "widht"),
+        ({"base": "quick", "name": "x", "every_network": 4}, "every_network: a table of network keys"),
+    ],
+)
+def test_bad_bases_are_refused(table, message):
+    with pytest.raises(SuiteError, match=re.escape(message)):
+        parse_suite(table)
+
+
+def test_suites_that_are_each_others_base_are_refused(tmp_path):
+    (tmp_path / "a.toml").write_text('base = "b.toml"\nname = "a"\n')
+    (tmp_path / "b.toml").write_text('base = "a.toml"\nname = "b"\n')
+    with pytest.raises(SuiteError, match="suites that are each other's base"):
+        load_suite(tmp_path / "a.toml")
 
 
 def test_keys_depend_on_everything_that_changes_the_numbers():
