@@ -435,7 +435,8 @@ def run_info(ctx: RunContext, p: Progress, record: Record, stopped_by: str) -> R
     extra = dict(ctx.facts)
     if record.converged is not None:
         extra["converged"] = record.converged.tolist()
-        extra["converged_at"] = record.converged_at.tolist()
+        if record.converged_at is not None:
+            extra["converged_at"] = record.converged_at.tolist()
     if record.grad_norm is not None:
         extra["grad_norm"] = record.grad_norm.tolist()
     divergences = record.num_divergences()
