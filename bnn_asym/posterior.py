@@ -120,6 +120,27 @@ class Posterior:
             f"{self.model.net.family} {self.model.net.symmetry}, likelihood={self.model.likelihood.name!r})"
         )
 
+    def thinned(self, max_draws: int) -> Posterior:
+        """This posterior with at most ``max_draws`` evenly spaced draws per chain (the last draw kept): the
+        draws, sample statistics, run info and training data are shared, not copied."""
+        if isinstance(max_draws, bool) or not isinstance(max_draws, (int, np.integer)) or max_draws < 1:
+            raise ValueError(f"max_draws must be an integer >= 1; got {max_draws!r}")
+        if self.n_draws <= max_draws:
+            return self
+        keep = np.unique(np.linspace(self.n_draws - 1, 0, max_draws).round().astype(np.int64))
+        out = Posterior(
+            self.model,
+            {k: v[:, keep] for k, v in self.draws.items()},
+            {k: v[:, keep] for k, v in self.sample_stats.items() if np.ndim(v) >= 2 and v.shape[1] == self.n_draws},
+            self.run_info,
+            self.engine,
+            self.options,
+            self.seed,
+            self.X_train,
+            self.y_train,
+        )
+        return out
+
     # ----- network outputs ------------------------------------------------------------------------------
     def flat_draws(self) -> dict[str, np.ndarray]:
         """Draws with chain and draw axes merged: name -> (chain * draw, *shape)."""
@@ -348,7 +369,9 @@ class Posterior:
                 d["min_ess_bulk_per_s"] = d["parameters"]["min_ess_bulk"] / wall
         return d
 
-    def prediction_convergence(self, n_pred: int = 100, superchains=None, X=None) -> dict | None:
+    def prediction_convergence(
+        self, n_pred: int = 100, superchains=None, X=None, summary_only: bool = False
+    ) -> dict | None:
         """Convergence of the predictions at up to ``n_pred`` training inputs, or at the rows of ``X`` (all of
         them) where given (class probabilities; network
         outputs for regression) -- the summary that parameter symmetries cannot distort: rank-normalised split
@@ -356,7 +379,8 @@ class Posterior:
         own, in 4 pieces: has each chain converged where it is?) and ``max_nested_rhat`` (superchains: chains
         started from one point, e.g. one ensemble member; default: every chain its own). None with fewer than 2
         chains or 4 draws, or without training data; a chainwise or nested value is NaN where too few draws or
-        superchains make it undefined."""
+        superchains make it undefined. ``summary_only``: R-hat and bulk ESS alone (what fit's mixing check reads;
+        tail ESS, chainwise and nested R-hat NaN)."""
         from .metrics.convergence import CHAINWISE_SPLITS, chainwise_rhat, nested_rhat, rhat_summary
 
         inputs = X if X is not None else (None if self.X_train is None else self.X_train[:n_pred])
@@ -366,9 +390,11 @@ class Posterior:
         if self.model.task == "classification":
             out = class_probabilities(out, self.model.likelihood.name)
         values = out.reshape(self.n_chains, self.n_draws, -1)
-        summary = rhat_summary(values)
-        varying = values.reshape(-1, values.shape[-1]).std(0) > 0
+        summary = rhat_summary(values, ess="bulk" if summary_only else True)
         nan = float("nan")
+        if summary_only:
+            return {**summary, "max_chainwise_rhat": nan, "max_nested_rhat": nan}
+        varying = values.reshape(-1, values.shape[-1]).std(0) > 0
         summary["max_chainwise_rhat"] = (
             float(np.nanmax(chainwise_rhat(values[..., varying])))
             if varying.any() and self.n_draws >= 2 * CHAINWISE_SPLITS

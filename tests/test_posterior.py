@@ -103,6 +103,25 @@ def test_diagnostics_report_parameters_and_predictions(fitted):
     json.dumps(d)  # JSON-able
 
 
+def test_a_thinned_posterior_keeps_evenly_spaced_draws_and_the_last(fitted):
+    ds, post = fitted
+    thin = post.thinned(30)
+    assert (thin.n_chains, thin.n_draws) == (2, 30) and post.thinned(100) is post and post.thinned(500) is post
+    keep = np.unique(np.linspace(99, 0, 30).round().astype(int))
+    assert keep[-1] == 99 and len(keep) == 30
+    for k, v in post.draws.items():
+        np.testing.assert_array_equal(thin.draws[k], v[:, keep])
+    np.testing.assert_array_equal(thin.sample_stats["diverging"], post.sample_stats["diverging"][:, keep])
+    np.testing.assert_array_equal(thin.outputs(ds.X_test[:5]), post.outputs(ds.X_test[:5])[:, keep])
+    # the mixing check's summary: R-hat and bulk ESS as the full summary computes them on the same draws
+    quick, full = thin.prediction_convergence(summary_only=True), thin.prediction_convergence()
+    assert (quick["max_rhat"], quick["min_ess_bulk"]) == (full["max_rhat"], full["min_ess_bulk"])
+    assert np.isnan(quick["max_chainwise_rhat"]) and np.isfinite(full["max_chainwise_rhat"])
+    for bad in (0, 2.5, True):
+        with pytest.raises(ValueError, match="max_draws must be an integer >= 1"):
+            post.thinned(bad)
+
+
 def test_predict_rejects_bad_inputs(fitted):
     ds, post = fitted
     with pytest.raises(ValueError, match="shape"):

@@ -133,9 +133,11 @@ def ess_tail(values: np.ndarray, prob: tuple[float, float] = (0.05, 0.95)) -> np
     return np.minimum(*out)
 
 
-def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
+def rhat_summary(values: np.ndarray, ess: bool | str = True) -> dict:
     """R-hat (rank-normalised) and, unless ``ess=False``, bulk/tail ESS over the last axis of (chain, draw, K)
-    values; quantities that never change are left out."""
+    values (``ess="bulk"``: bulk ESS only, tail ESS NaN); quantities that never change are left out."""
+    if ess not in (True, False, "bulk"):
+        raise ValueError(f"ess must be True, False or 'bulk'; got {ess!r}")
     values = np.asarray(values, dtype=np.float64)
     if values.ndim != 3 or values.shape[0] < 2 or values.shape[1] < 4:
         raise ValueError(f"rhat_summary needs (chain >= 2, draw >= 4, K) values; got shape {values.shape}")
@@ -165,14 +167,10 @@ def rhat_summary(values: np.ndarray, ess: bool = True) -> dict:
         "n": int(values.shape[-1]),
     }
     if ess:
-        bulk, tail = _ess(z_bulk), ess_tail(values)
-        out.update(
-            {
-                "min_ess_bulk": float(np.nanmin(bulk)),
-                "median_ess_bulk": float(np.nanmedian(bulk)),
-                "min_ess_tail": float(np.nanmin(tail)),
-            }
-        )
+        bulk = _ess(z_bulk)
+        out.update({"min_ess_bulk": float(np.nanmin(bulk)), "median_ess_bulk": float(np.nanmedian(bulk))})
+    if ess is True:
+        out["min_ess_tail"] = float(np.nanmin(ess_tail(values)))
     return out
 
 

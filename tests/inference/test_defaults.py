@@ -88,6 +88,23 @@ def test_default_sg_mcmc_on_moons_mixes_or_says_it_has_not(moons, engine, seed_s
         assert f"{engine}: the 4 chains have not mixed: prediction R-hat up to" in message and "ESS" in message
 
 
+def test_the_mixing_check_of_a_long_run_reads_evenly_spaced_draws(moons, monkeypatch):
+    """Its cost stays bounded however long the run (MIXING_DRAWS per chain; 1,000, more than any default keeps),
+    and its figures are those of the draws it read, which the message says."""
+    import importlib
+
+    fit_module = importlib.import_module("bnn_asym.fit")
+    ds, _ = moons
+    net = bnn_asym.MLP(2, (8,), 2, symmetry="w_asym", seed=0)
+    monkeypatch.setattr(fit_module, "MIXING_DRAWS", 40)
+    options = dict(engine="sgld", num_chains=2, num_samples=200, num_warmup=0, step_size=1e-7, seed=0)
+    post, warned = _fit_recording_warnings(net, ds.X_train[:100], ds.y_train[:100], progress=False, **options)
+    checked = post.thinned(40).prediction_convergence(100, summary_only=True)
+    figures = f"prediction R-hat up to {checked['max_rhat']:.2f} (threshold 1.1), bulk ESS down to "
+    assert len(warned) == 1 and figures + f"{checked['min_ess_bulk']:.0f} " in str(warned[0].message)
+    assert "(40 evenly spaced draws of each chain's 200)" in str(warned[0].message)
+
+
 def test_map_stops_at_the_mode_and_warns_when_it_cannot(moons):
     ds, _ = moons
     net = bnn_asym.MLP(2, (16, 16), 2, symmetry="w_asym", seed=0)

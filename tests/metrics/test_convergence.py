@@ -49,6 +49,13 @@ def test_rhat_summary_without_ess_gives_the_same_rhat():
     full, fast = rhat_summary(x), rhat_summary(x, ess=False)
     assert full["max_rhat"] == fast["max_rhat"] and full["median_rhat"] == fast["median_rhat"]
     assert np.isnan(fast["min_ess_bulk"]) and full["min_ess_bulk"] > 0
+    bulk = rhat_summary(x, ess="bulk")  # fit's mixing check: the tail ESS (a second pass) left out
+    assert {k: bulk[k] for k in ("max_rhat", "min_ess_bulk", "median_ess_bulk")} == {
+        k: full[k] for k in ("max_rhat", "min_ess_bulk", "median_ess_bulk")
+    }
+    assert np.isnan(bulk["min_ess_tail"]) and full["min_ess_tail"] > 0
+    with pytest.raises(ValueError, match="ess must be True, False or 'bulk'; got 'tail'"):
+        rhat_summary(x, ess="tail")
 
 
 def _ar1(rng, shape, phi):
