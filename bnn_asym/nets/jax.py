@@ -49,13 +49,14 @@ class JaxOps:
 
     @staticmethod
     def conv2d(h, w, b, stride, padding):
-        out = jax.lax.conv_general_dilated(
+        # On the CPU, XLA's convolution inside a loop -- where every engine's steps and every zoo epoch run -- was
+        # 7-25x slower than the same convolution as one matrix product over image patches (benchmarks/conv_cpu.py);
+        # other platforms keep XLA's (cuDNN's) convolution. Both are exact up to float rounding.
+        out = jax.lax.platform_dependent(
             h,
             w,
-            (stride, stride),
-            [(padding, padding), (padding, padding)],
-            dimension_numbers=("NCHW", "OIHW", "NCHW"),
-            precision=jax.lax.Precision.HIGHEST,
+            cpu=lambda h, w: _conv2d_as_matmul(h, w, stride, padding),
+            default=lambda h, w: _conv2d_xla(h, w, stride, padding),
         )
         return out if b is None else out + b[None, :, None, None]
 
@@ -64,6 +65,34 @@ class JaxOps:
         if h.ndim == 2:
             return h @ f.T
         return jnp.einsum("dc,nchw->ndhw", f, h)
+
+
+def _conv2d_xla(h, w, stride: int, padding: int):
+    return jax.lax.conv_general_dilated(
+        h,
+        w,
+        (stride, stride),
+        [(padding, padding), (padding, padding)],
+        dimension_numbers=("NCHW", "OIHW", "NCHW"),
+        precision=jax.lax.Precision.HIGHEST,
+    )
+
+
+def _conv2d_as_matmul(h, w, stride: int, padding: int):
+    """NCHW / OIHW convolution (cross-correlation, as torch's) as a product of the (rows x positions, C x kH x kW)
+    patch matrix with the flattened kernels (im2col): slices and one matmul, no convolution op."""
+    n, c, height, width = h.shape
+    o, _, kh, kw = w.shape
+    padded = jnp.pad(h, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    ho, wo = (height + 2 * padding - kh) // stride + 1, (width + 2 * padding - kw) // stride + 1
+    shifted = [
+        padded[:, :, i : i + stride * (ho - 1) + 1 : stride, j : j + stride * (wo - 1) + 1 : stride]
+        for i in range(kh)
+        for j in range(kw)
+    ]
+    patches = jnp.stack(shifted, axis=-1).transpose(0, 2, 3, 1, 4).reshape(n * ho * wo, c * kh * kw)
+    out = patches @ w.reshape(o, c * kh * kw).T
+    return out.reshape(n, ho, wo, o).transpose(0, 3, 1, 2)
 
 
 def _constants(spec) -> dict[str, np.ndarray]:
