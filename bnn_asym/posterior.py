@@ -128,7 +128,7 @@ class Posterior:
         if self.n_draws <= max_draws:
             return self
         keep = np.unique(np.linspace(self.n_draws - 1, 0, max_draws).round().astype(np.int64))
-        out = Posterior(
+        return Posterior(
             self.model,
             {k: v[:, keep] for k, v in self.draws.items()},
             {k: v[:, keep] for k, v in self.sample_stats.items() if np.ndim(v) >= 2 and v.shape[1] == self.n_draws},
@@ -139,7 +139,6 @@ class Posterior:
             self.X_train,
             self.y_train,
         )
-        return out
 
     # ----- network outputs ------------------------------------------------------------------------------
     def flat_draws(self) -> dict[str, np.ndarray]:
