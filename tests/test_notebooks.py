@@ -27,6 +27,7 @@ def plotting_cells_without_images(nb) -> list[str]:
 def test_notebook_executes_and_shows_its_plots(path, tmp_path, monkeypatch):
     monkeypatch.setenv("MPLBACKEND", "Agg")  # the notebooks select the inline backend themselves
     monkeypatch.setenv("BNN_ASYM_NOTEBOOK_TRIM", "1")  # small data and short runs; same code paths
+    monkeypatch.setenv("TMPDIR", str(tmp_path))  # the notebooks' scratch folders (tempfile.mkdtemp) go with the test
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
     errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if o.output_type == "error"]

@@ -44,6 +44,23 @@ def test_standard_priors_is_the_standard_suite_under_a_wider_prior():
     assert wider.reference == standard.reference
 
 
+def test_paper_bnn_prior10_is_paper_bnn_under_the_papers_prior():
+    """The paper's prior precision 0.01 is prior_scale 10; nothing else may differ from paper-bnn."""
+    import dataclasses
+
+    paper, prior10 = load_suite("paper-bnn"), load_suite("paper-bnn-prior10")
+    assert {n.prior_scale for n in paper.networks} == {1.0}
+    assert prior10.networks == tuple(dataclasses.replace(n, prior_scale=10.0) for n in paper.networks)
+    assert (prior10.engines, prior10.symmetries, prior10.data, prior10.metrics, prior10.seeds) == (
+        paper.engines,
+        paper.symmetries,
+        paper.data,
+        paper.metrics,
+        paper.seeds,
+    )
+    assert {c.key for c in prior10.cells()}.isdisjoint(c.key for c in paper.cells())
+
+
 def test_a_suite_built_on_a_base_replaces_only_what_it_names(tmp_path):
     import dataclasses
 
