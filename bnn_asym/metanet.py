@@ -250,13 +250,17 @@ def _layer_order(name: str) -> tuple:
 def nfn_layers(params: dict) -> list[tuple[str, str]]:
     """(weight, bias) names of the layers an NFN reads, in forward order; a ValueError saying why when the
     networks are not chains of whole dense / conv layers (leading axis: networks)."""
-    names = sorted({k.rsplit(".", 1)[0] for k in params}, key=_layer_order)
+    layer_keys = [k for k in params if k.endswith((".weight", ".bias"))]
+    names = sorted({k.rsplit(".", 1)[0] for k in layer_keys}, key=_layer_order)
     layers = [(f"{n}.weight", f"{n}.bias") for n in names]
     missing = [k for pair in layers for k in pair if k not in params]
-    if missing or len(layers) < 2:
+    others = sorted(set(params) - set(layer_keys))
+    if missing or others or len(layers) < 2:
+        problems = [f"{len(layers)} layers"] + [f"no {missing}"] * bool(missing) + [f"also {others}"] * bool(others)
         raise ValueError(
-            "the nfn metanet takes networks whose free parameters are only layer weights and biases, >= 2 layers; "
-            f"got {sorted(params)} (missing {missing})"
+            "the nfn metanet takes networks whose free parameters are only layer weights and biases, >= 2 layers "
+            f"(MLPs, CNNs with a pooled head; norm layers and skip connections are outside its weight space); got "
+            f"{', '.join(problems)}: use the mlp, statnn or deepsets metanets"
         )
     shapes = [np.shape(params[w])[1:] for w, _ in layers]
     for (w, b), shape, following in zip(layers, shapes, shapes[1:] + [None]):
