@@ -98,6 +98,21 @@ def compute_reference(cell: Cell, reference) -> dict:
     return out
 
 
+def ess_needed_text(result: dict, reference) -> str:
+    """How far a flagged reference is from passing, in effective draws. Even a stationary chain set's split
+    R-hat averages about 1 + K / ESS (K chains, each split in two: the within-chain variance falls short by
+    about one effective draw per half; tests/metrics), so R-hat <= threshold asks each quantity for at least
+    K / (threshold - 1) effective draws, and the max over many quantities for more."""
+    chains = dict(result.get("final_options") or reference.options).get("num_chains", 1)
+    needed = chains / (reference.rhat_threshold - 1.0)
+    return (
+        f"its worst quantity has ESS {result.get('ess_pred_min', float('nan')):.0f}, where R-hat <= "
+        f"{reference.rhat_threshold} with {chains} chains needs at least {needed:.0f} (a stationary chain set's "
+        f"R-hat averages 1 + {chains} / ESS; the max over many quantities runs higher): extend it with "
+        "bnn-asym reference SUITE --extend 1"
+    )
+
+
 def _test_convergence(post, ds) -> dict:
     """R-hat (all chains, chainwise, nested) and min bulk ESS of the test-set predictions."""
     pred = post.prediction_convergence(X=ds.X_test)
@@ -599,7 +614,8 @@ def _references(suite: Suite, cells: list[Cell], store: BenchStore, executor, pr
         if result["flagged"]:
             log(
                 f"reference for {cfg['symmetry']} / {network_label(cfg['network'])} is flagged: prediction R-hat "
-                f"{result['rhat_pred_max']:.3f} > {suite.reference.rhat_threshold}"
+                f"{result['rhat_pred_max']:.3f} > {suite.reference.rhat_threshold}; "
+                + ess_needed_text(result, suite.reference)
             )
     bar.close()
     return references

@@ -355,3 +355,12 @@ def test_one_report_of_a_suite_and_its_companion_suite(tmp_path, capsys):
     assert main(["report", str(store.path), "--suite", "standard", "--out", str(tmp_path / "alone")]) == 0
     assert "## Prior sensitivity" not in (tmp_path / "alone" / "bench_standard.md").read_text()
     capsys.readouterr()
+
+
+def test_a_flagged_reference_says_how_many_effective_draws_it_needs():
+    from bnn_asym.bench.harness import ess_needed_text
+    from bnn_asym.bench.suites import ReferenceSpec
+
+    spec = ReferenceSpec(engine="nuts", options=(("num_chains", 8), ("num_samples", 400)))
+    text = ess_needed_text({"ess_pred_min": 450.0, "final_options": {"num_chains": 8, "num_samples": 1600}}, spec)
+    assert "ESS 450" in text and "at least 800" in text and "--extend" in text

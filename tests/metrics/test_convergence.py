@@ -162,3 +162,20 @@ def test_nested_rhat_is_one_for_iid_superchains_and_large_for_separated_ones():
     assert nested_rhat(separated, labels).min() > 3
     with pytest.raises(ValueError, match="superchains of equal size"):
         nested_rhat(iid[:5], np.array([0, 0, 0, 1, 1]))
+
+
+def test_stationary_chains_rhat_averages_one_plus_chains_over_ess():
+    """The rule of thumb the reference's flagged message states: a stationary chain set's split R-hat averages
+    about 1 + K / ESS (K chains), so R-hat <= 1.01 needs ESS >= 100 K. AR(1) chains started in their stationary
+    law, with known ESS = K n (1 - phi) / (1 + phi); over 20 seeds the mean over 200 quantities came out at
+    0.92-1.02 x K / ESS (spread 0.03), so the bounds leave 5 spreads either way."""
+    rng = np.random.default_rng(0)
+    chains, draws, quantities, phi = 8, 800, 200, 0.9
+    noise = rng.standard_normal((chains, draws, quantities)) * np.sqrt(1 - phi**2)
+    x = np.empty_like(noise)
+    x[:, 0] = rng.standard_normal((chains, quantities))
+    for t in range(1, draws):
+        x[:, t] = phi * x[:, t - 1] + noise[:, t]
+    ess = chains * draws * (1 - phi) / (1 + phi)
+    excess = np.mean(split_rhat(x)) - 1
+    assert 0.8 < excess / (chains / ess) < 1.2
