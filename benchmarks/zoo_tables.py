@@ -69,7 +69,7 @@ def network_rows(z: zoo.Zoo) -> dict[str, dict]:
             "test_accuracy_max": float(acc.max()),
             "test_accuracy_quartiles": np.percentile(acc, [25, 50, 75]).tolist(),
             # Kendall tau ranks networks; ties and test-set noise cap it where many networks score alike
-            "distinct_accuracies_top_half": int(len(np.unique(acc[acc >= np.median(acc)]))),
+            "distinct_accuracies_top_half": len(np.unique(acc[acc >= np.median(acc)])),
         }
     return out
 
