@@ -140,6 +140,36 @@ class Posterior:
             self.y_train,
         )
 
+    def followed_by(self, later: Posterior) -> Posterior:
+        """These chains extended by ``later``'s draws: chain c is this posterior's chain c, then ``later``'s chain
+        c -- for a run started from this one's last draws (``fit(init=this)``: each chain continues from its own
+        last draw), whose warmup was not kept. Sample statistics both runs share are joined too; run info, engine
+        and options are ``later``'s (what the newest draws came from)."""
+        if not isinstance(later, Posterior) or later.model.latent_shapes() != self.model.latent_shapes():
+            raise ValueError("followed_by needs a Posterior of a model with the same free parameters")
+        if later.n_chains != self.n_chains:
+            raise ValueError(f"followed_by needs as many chains: {self.n_chains} here, {later.n_chains} in later")
+
+        def joined(a: dict, b: dict, n_a: int, n_b: int) -> dict:
+            per_draw = {k for k, v in a.items() if np.ndim(v) >= 2 and v.shape[:2] == (self.n_chains, n_a)}
+            return {
+                k: np.concatenate([a[k], b[k]], axis=1)
+                for k in sorted(per_draw)
+                if k in b and np.ndim(b[k]) >= 2 and b[k].shape[:2] == (self.n_chains, n_b)
+            }
+
+        return Posterior(
+            self.model,
+            joined(self.draws, later.draws, self.n_draws, later.n_draws),
+            joined(self.sample_stats, later.sample_stats, self.n_draws, later.n_draws),
+            later.run_info,
+            later.engine,
+            later.options,
+            later.seed,
+            self.X_train,
+            self.y_train,
+        )
+
     # ----- network outputs ------------------------------------------------------------------------------
     def flat_draws(self) -> dict[str, np.ndarray]:
         """Draws with chain and draw axes merged: name -> (chain * draw, *shape)."""

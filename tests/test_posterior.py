@@ -122,6 +122,29 @@ def test_a_thinned_posterior_keeps_evenly_spaced_draws_and_the_last(fitted):
             post.thinned(bad)
 
 
+def test_a_posterior_followed_by_a_run_from_its_last_draws_joins_their_chains(fitted):
+    """What a reference round does: go on from the last draws and keep both runs' draws, chain by chain."""
+    ds, post = fitted
+    later = bnn_asym.fit(
+        post.model, ds.X_train, ds.y_train, init=post, num_warmup=20, num_samples=30, num_chains=2, seed=1,
+        progress=False,
+    )  # fmt: skip
+    joined = post.followed_by(later)
+    assert (joined.n_chains, joined.n_draws) == (2, 130) and joined.run_info is later.run_info
+    for k, v in post.draws.items():
+        np.testing.assert_array_equal(joined.draws[k], np.concatenate([v, later.draws[k]], axis=1))
+    np.testing.assert_array_equal(joined.sample_stats["diverging"][:, 100:], later.sample_stats["diverging"])
+    out = joined.outputs(ds.X_test[:5])
+    np.testing.assert_allclose(out[:, :100], post.outputs(ds.X_test[:5]), rtol=1e-6)
+    np.testing.assert_allclose(out[:, 100:], later.outputs(ds.X_test[:5]), rtol=1e-6)
+    one_chain = bnn_asym.Posterior(post.model, {k: v[:1] for k, v in later.draws.items()})
+    with pytest.raises(ValueError, match="as many chains: 2 here, 1 in later"):
+        post.followed_by(one_chain)
+    other = bnn_asym.MLP(ds.n_features, (4,), ds.n_classes, seed=0)
+    with pytest.raises(ValueError, match="same free parameters"):
+        post.followed_by(bnn_asym.fit(other, ds.X_train, ds.y_train, engine="map", num_steps=5, progress=False))
+
+
 def test_predict_rejects_bad_inputs(fitted):
     ds, post = fitted
     with pytest.raises(ValueError, match="shape"):

@@ -52,10 +52,11 @@ def predictive(post, X):
 
 
 # ----- reference posteriors -----------------------------------------------------------------------------------
-def compute_reference(cell: Cell, reference) -> dict:
+def compute_reference(cell: Cell, reference, log: Callable[[str], None] | None = None) -> dict:
     """A long multi-chain run of an exact sampler, extended until it passes (``ReferenceSpec``): its test-set
     predictive and convergence on test-set predictive probabilities (rank-normalised R-hat over all chains, the
-    pass rule; chainwise and nested R-hat, every chain its own superchain), flagged when it has not passed."""
+    pass rule; chainwise and nested R-hat, every chain its own superchain), flagged when it has not passed.
+    ``log`` hears where every round left it (draws, R-hat, ESS, seconds so far)."""
     from ..fit import fit
 
     ds = load_data(cell)
@@ -63,18 +64,31 @@ def compute_reference(cell: Cell, reference) -> dict:
     options = dict(reference.options)
     init = None if reference.init == "network" else reference.init
     wall = grads = 0.0
+    post = None
     for round_ in range(1, reference.max_rounds + 1):
-        settings = dict(engine=reference.engine, seed=reference.seed + round_ - 1, chain_method="sequential")
-        post = fit(model, ds.X_train, ds.y_train, progress=False, init=init, **settings, **options)
-        info = post.run_info
+        # "auto": chains in parallel where the process has several devices (the CLI gives it 2), the same draws as
+        # one after the other
+        settings = dict(engine=reference.engine, seed=reference.seed + round_ - 1, chain_method="auto")
+        run = fit(model, ds.X_train, ds.y_train, progress=False, init=init, **settings, **options)
+        info = run.run_info
         wall += info.wall_time_s + info.extra.get("init_wall_time_s", 0.0)
         grads += info.grad_evals + info.extra.get("init_grad_evals", 0)
+        post = run if post is None else post.followed_by(run)
         test = _test_convergence(post, ds)
+        if log is not None:
+            log(
+                f"reference for {cell.symmetry} / {cell.network.label()}, round {round_}: {post.n_chains} chains x "
+                f"{post.n_draws} draws, max prediction R-hat {test['rhat_pred_max']:.4f}, min ESS "
+                f"{test['ess_pred_min']:.0f}, {wall:.0f} s"
+            )
         if test["rhat_pred_max"] <= reference.rhat_threshold:
             break
-        if round_ < reference.max_rounds:  # the next run starts where this one ended, twice as long
-            init = post
-            options = {**options, "num_warmup": 2 * options["num_warmup"], "num_samples": 2 * options["num_samples"]}
+        if round_ < reference.max_rounds:
+            # every chain goes on from its last draw, re-adapts for the same warmup and doubles its kept draws: three
+            # rounds keep 4x the first round's draws for 3.5x its steps (rerunning from scratch twice as long: 7x)
+            init = run
+            options = {**options, "num_samples": post.n_draws}
+    assert post is not None  # max_rounds >= 1 (the suite checks it)
     from ..metrics import rhat_summary
 
     params = np.concatenate([v.reshape(post.n_chains, post.n_draws, -1) for v in post.draws.values()], -1)
@@ -88,6 +102,7 @@ def compute_reference(cell: Cell, reference) -> dict:
         "threshold": reference.rhat_threshold,
         "rounds": round_,
         "final_options": options,
+        "draws_per_chain": post.n_draws,
     }
     out["flagged"] = bool(out["rhat_pred_max"] > reference.rhat_threshold)
     pred = predictive(post, ds.X_test)
@@ -540,7 +555,7 @@ def suite_references(
         found = store.get_reference(cfg)
         if extend and found is not None and found["flagged"] and not check:
             longer = dataclasses.replace(suite.reference, max_rounds=found.get("rounds", 1) + extend)
-            result = compute_reference(cell, longer)
+            result = compute_reference(cell, longer, _to_stderr if progress else None)
             store.put_reference(cfg, result, result["wall_s"])
             log(f"reference for {cfg['symmetry']}: {found['rhat_pred_max']:.3f} -> {result['rhat_pred_max']:.3f}")
     return [(c.reference_config(suite.reference), store.get_reference(c.reference_config(suite.reference)))
@@ -606,7 +621,7 @@ def _references(suite: Suite, cells: list[Cell], store: BenchStore, executor, pr
         else:
             references[key] = found
     bar = progress_bar(total=len(missing), desc="references", enabled=progress)
-    for i, result in executor(_timed_reference, [(c, suite.reference) for _, c, _ in missing]):
+    for i, result in executor(_timed_reference, [(c, suite.reference, progress) for _, c, _ in missing]):
         key, c, cfg = missing[i]
         store.put_reference(cfg, result, result["wall_s"])
         references[key] = result
@@ -627,8 +642,14 @@ def _timed_cell(cell, reference, path):
     return result, time.perf_counter() - start
 
 
-def _timed_reference(cell, reference):
-    return compute_reference(cell, reference)
+def _timed_reference(cell, reference, progress: bool):
+    return compute_reference(cell, reference, _to_stderr if progress else None)
+
+
+def _to_stderr(message: str) -> None:  # a module-level function: executors pickle what they run
+    import sys
+
+    print(message, file=sys.stderr, flush=True)
 
 
 def _stored_config(cell: Cell) -> dict:

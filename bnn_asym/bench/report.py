@@ -166,9 +166,10 @@ def references_table(store: BenchStore) -> str:
     for cfg, r in refs:
         spec = cfg["reference"]
         o = r.get("final_options", spec["options"])
+        draws = r.get("draws_per_chain", o.get("num_samples"))  # references before rounds added up: the last one's
         lines.append(
             f"| {cfg['data']['name']} | {network_label(cfg['network'])} | {cfg['symmetry']} | {spec['engine']}, "
-            f"{spec.get('init', 'network')} | {o.get('num_chains')} x {o.get('num_samples')} | {r.get('rounds', 1)} | "
+            f"{spec.get('init', 'network')} | {o.get('num_chains')} x {draws} | {r.get('rounds', 1)} | "
             f"{r['rhat_pred_max']:.3f} | {_maybe(r.get('rhat_pred_chainwise_max'))} | "
             f"{_maybe(r.get('rhat_pred_nested_max'))} | {'no' if r['flagged'] else 'yes'} | {_reference_ess(r)} | "
             f"{r['wall_s']:.0f} |"

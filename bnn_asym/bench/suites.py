@@ -29,8 +29,8 @@ prior) -- a long run of an exact sampler, computed once and reused. Keys, with t
     engine = "nuts"                   # "nuts", "hmc" or "adjusted_mclmc" (exact samplers)
     seed = 1000; rhat_threshold = 1.01
     init = "ensemble"                 # chains start from ensemble members ("ensemble"), a MAP ("map") or the init
-    max_rounds = 3                    # until max prediction R-hat (test set) <= rhat_threshold: rerun from the
-                                      # last draws with 2x warmup and samples, at most this many runs
+    max_rounds = 3                    # until max prediction R-hat (test set) <= rhat_threshold: go on from the
+                                      # last draws (warmup again), doubling the kept draws, at most this many runs
     options = { num_warmup = 500, num_samples = 500, num_chains = 8 }
 
     [[engines]]                       # one or more
@@ -61,7 +61,8 @@ from ..validate import check_keys, check_nonempty_list, integer, number, one_of
 BUILTIN_DIR = Path(__file__).parent / "suites"
 METRIC_GROUPS = ("calibration", "agreement", "convergence", "multimodality", "ood", "shift")
 FAMILIES = ("mlp", "cnn")
-SUITE_VERSION = 2  # part of every cell's key: bump when a cell's computation changes (2: ELRG noise keys split)
+SUITE_VERSION = 3  # part of every cell's key: bump when a cell's computation changes (2: ELRG noise keys split;
+# 3: reference rounds add up their draws)
 
 
 class SuiteError(ValueError):
@@ -121,7 +122,8 @@ class ReferenceSpec:
     """A reference posterior: ``engine`` (an exact sampler) with ``options``, its chains started by ``init``
     ("ensemble": one MAP member per chain, DEI-MCMC's start; "map"; "network": the network's init), and
     extended until it passes: while its max prediction R-hat exceeds ``rhat_threshold``, up to ``max_rounds``
-    runs, each from the last one's final draws with twice its warmup and samples (the previous run is burn-in)."""
+    runs: each round goes on from the chains' last draws, warms up again (``num_warmup``) and keeps as many new draws
+    as the rounds before it kept, all of which stay in the reference (the draws double each round)."""
 
     engine: str = "nuts"
     options: tuple = (("num_chains", 8), ("num_samples", 500), ("num_warmup", 500))

@@ -34,7 +34,8 @@ def resolve_chain_method(method: str, num_chains: int, runtime: str, platform: s
     if method == "parallel" and n_devices < num_chains:
         raise ValueError(
             f"chain_method='parallel' needs {num_chains} JAX devices, found {n_devices}; call "
-            "bnn_asym.set_cpu_devices(n) before JAX starts, or use chain_method='sequential'/'vectorized'"
+            "bnn_asym.set_cpu_devices(n) before JAX starts, or use chain_method='auto' (rounds of as many chains as "
+            "devices), 'sequential' or 'vectorized'"
         )
     if method != "auto":
         return method

@@ -178,7 +178,8 @@ def test_unmixed_chains_report_no_ess_figure():
 @pytest.mark.parametrize("threshold, rounds", [(1.001, 2), (100.0, 1)])
 def test_a_reference_is_extended_until_it_passes_or_its_rounds_end(tmp_path, threshold, rounds):
     """10 + 10 NUTS steps cannot reach R-hat 1.001: the reference runs a second round from the first one's last
-    draws with twice the warmup and samples, and stays flagged; a threshold of 100 passes after one round."""
+    draws (warmup again, 10 new draws) and keeps both rounds' draws, and stays flagged; a threshold of 100 passes
+    after one round."""
     suite = parse_suite(
         {
             **TRIMMED,
@@ -197,11 +198,12 @@ def test_a_reference_is_extended_until_it_passes_or_its_rounds_end(tmp_path, thr
     run_suite(suite, store, progress=False)
     ((cfg, ref),) = store.references()
     assert cfg["reference"]["init"] == "ensemble" and ref["rounds"] == rounds
-    assert ref["final_options"]["num_samples"] == 10 * 2 ** (rounds - 1) and ref["grad_evals"] > 0
+    assert ref["draws_per_chain"] == 10 * 2 ** (rounds - 1) and ref["grad_evals"] > 0
+    assert ref["final_options"]["num_warmup"] == 10 and ref["final_options"]["num_samples"] == 10
     assert ref["flagged"] == (ref["rhat_pred_max"] > threshold) and ref["flagged"] == (rounds == 2)
     assert ref["rhat_pred_nested_max"] >= 1 and np.isfinite(ref["rhat_pred_chainwise_max"])  # nested: sqrt(1 + B / W)
     md = write_report(store, tmp_path / "report")[0].read_text()
-    assert "| nuts, ensemble | 2 x " in md and "Pass rule" in md
+    assert f"| nuts, ensemble | 2 x {ref['draws_per_chain']} | {rounds} |" in md and "Pass rule" in md
 
 
 def test_time_to_target_table_says_never_where_no_seed_got_there():
