@@ -206,6 +206,18 @@ def test_a_reference_is_extended_until_it_passes_or_its_rounds_end(tmp_path, thr
     assert f"| nuts, ensemble | 2 x {ref['draws_per_chain']} | {rounds} |" in md and "Pass rule" in md
 
 
+def test_every_reference_round_is_logged_with_the_draws_it_has_added_up():
+    from bnn_asym.bench.harness import compute_reference
+
+    options = {"num_warmup": 10, "num_samples": 10, "num_chains": 2}  # far too short for R-hat 1.0001
+    spec = {"engine": "nuts", "max_rounds": 2, "rhat_threshold": 1.0001, "options": options}
+    suite = parse_suite({**TRIMMED, "symmetries": ["w_asym"], "reference": spec})
+    messages: list[str] = []
+    result = compute_reference(suite.cells()[0], suite.reference, messages.append)
+    assert [m.split(": ")[1].split(",")[0] for m in messages] == ["2 chains x 10 draws", "2 chains x 20 draws"]
+    assert messages[1].startswith("reference for w_asym / mlp-2x8, round 2") and result["draws_per_chain"] == 20
+
+
 def test_time_to_target_table_says_never_where_no_seed_got_there():
     from bnn_asym.bench.report import time_to_target_table
 
