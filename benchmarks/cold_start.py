@@ -16,7 +16,6 @@ Writes benchmarks/results/cold_start.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import subprocess
@@ -25,7 +24,6 @@ import tempfile
 import time
 from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
 PYTHON = sys.executable
 BNN_ASYM = str(Path(PYTHON).parent / "bnn-asym")
 
@@ -116,11 +114,9 @@ def main():
             }
             print(engine, out["engines"][engine], flush=True)
     out["pruning"] = pruning()
-    from bnn_asym.io import atomic_write_text
+    from _results import write_results
 
-    atomic_write_text(RESULTS / "cold_start.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / "cold_start.md", table(out))
-    print(table(out))
+    write_results("cold_start", out, table(out))
 
 
 def table(out: dict) -> str:

@@ -16,7 +16,6 @@ Writes benchmarks/results/conv_cpu.{md,json}.
 from __future__ import annotations
 
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -24,13 +23,12 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _results import write_results
 
 from bnn_asym import zoo
 from bnn_asym.bench.machine import machine_description
-from bnn_asym.io import atomic_write_text
 from bnn_asym.nets import jax as nets_jax
 
-RESULTS = Path(__file__).parent / "results"
 REPEATS = 3
 LOOP_STEPS = 20
 # (label, batch, input channels, image side, conv channels): the first conv has stride 1, later ones stride 2
@@ -204,9 +202,7 @@ def main() -> int:
     for name, r in z.items():
         lines.append(f"| {name} | {r['alone']:.1f} | {r['vmapped']:.1f} | {r['vmapped'] / r['alone']:.2f}x |")
     lines += ["", f"Machine: {out['machine']}", ""]
-    atomic_write_text(RESULTS / "conv_cpu.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / "conv_cpu.md", "\n".join(lines))
-    print("\n".join(lines))
+    write_results("conv_cpu", out, "\n".join(lines))
     return 0
 
 

@@ -21,7 +21,6 @@ import argparse
 import json
 import sys
 import time
-from pathlib import Path
 
 import numpyro
 
@@ -31,19 +30,18 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
+from _results import RESULTS, write_results  # noqa: E402
 
 import bnn_asym  # noqa: E402
 from bnn_asym import datasets  # noqa: E402
 from bnn_asym.bench.machine import machine_description  # noqa: E402
 from bnn_asym.inference.base import start_values  # noqa: E402
-from bnn_asym.io import atomic_write_text  # noqa: E402
 from bnn_asym.models import BayesianModel, Likelihood, Prior  # noqa: E402
 
 torch.set_num_threads(1)
 # both sides of every comparison share the persistent compilation cache (opt-in in the library), so repeated
 # runs time the steps rather than compilation
 bnn_asym.configure_compilation_cache(True)
-RESULTS = Path(__file__).parent / "results"
 PARTS = ("nuts_wall", "gradients", "mfvi", "sgld", "mclmc", "backends")
 
 
@@ -376,9 +374,7 @@ def main():
         out["backends"] = backend_comparison(q)
         print("backends", out["backends"], flush=True)
 
-    atomic_write_text(RESULTS / f"{name}.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / f"{name}.md", table(out))
-    print(table(out))
+    write_results(name, out, table(out))
 
 
 def backend_comparison(q: bool) -> dict:

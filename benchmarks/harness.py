@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import statistics
 import tempfile
@@ -29,7 +28,6 @@ from pathlib import Path
 # so both sides of every comparison run warm programs
 os.environ.setdefault("BNN_ASYM_JAX_CACHE", "on")
 
-RESULTS = Path(__file__).parent / "results"
 
 OVERHEAD_SUITE = {
     "name": "overhead",
@@ -156,18 +154,16 @@ def main():
     parser.add_argument("--repeats", type=int, default=7)
     args = parser.parse_args()
     import torch
+    from _results import write_results
 
     from bnn_asym.bench.machine import machine_description
-    from bnn_asym.io import atomic_write_text
 
     torch.set_num_threads(1)
     out = {"machine": machine_description(), "overhead": overhead(args.repeats)}
     print("overhead", out["overhead"], flush=True)
     out["scaling"] = scaling(2)
     print("scaling", out["scaling"], flush=True)
-    atomic_write_text(RESULTS / "harness.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / "harness.md", table(out))
-    print(table(out))
+    write_results("harness", out, table(out))
 
 
 def table(out: dict) -> str:

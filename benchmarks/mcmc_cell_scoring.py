@@ -18,13 +18,9 @@ Writes benchmarks/results/mcmc_cell_scoring.{md,json}.
 from __future__ import annotations
 
 import dataclasses
-import json
 import time
-from pathlib import Path
 
 import numpy as np
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def cell_and_reference():
@@ -112,16 +108,14 @@ def summaries(cell) -> dict:
 
 def main():
     import torch
+    from _results import write_results
 
     from bnn_asym.bench.machine import machine_description
-    from bnn_asym.io import atomic_write_text
 
     torch.set_num_threads(1)
     cell, reference = cell_and_reference()
     out = {"machine": machine_description(), "cell": whole_cell(cell, reference), "summaries": summaries(cell)}
-    atomic_write_text(RESULTS / "mcmc_cell_scoring.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / "mcmc_cell_scoring.md", table(out))
-    print(table(out))
+    write_results("mcmc_cell_scoring", out, table(out))
 
 
 def table(out: dict) -> str:

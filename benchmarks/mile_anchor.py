@@ -22,11 +22,9 @@ Writes benchmarks/results/mile_anchor.{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -34,12 +32,12 @@ import bnn_asym
 
 bnn_asym.set_cpu_devices(2)
 
+from _results import write_results  # noqa: E402
+
 from bnn_asym import datasets  # noqa: E402
 from bnn_asym.bench.machine import machine_description  # noqa: E402
-from bnn_asym.io import atomic_write_text  # noqa: E402
 from bnn_asym.models import Prior  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
 BDE = {"wall_s": 28.0, "nll": 0.090, "acc": 0.980}  # the measurement of bde's MILE on this split and prior
 
 
@@ -101,9 +99,7 @@ def main(argv=None) -> int:
         "quick": args.quick,
     }
     name = "mile_anchor_quick" if args.quick else "mile_anchor"
-    atomic_write_text(RESULTS / f"{name}.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / f"{name}.md", table(out))
-    print(table(out))
+    write_results(name, out, table(out))
     return 0
 
 

@@ -17,12 +17,7 @@ Writes benchmarks/results/nuts_mixing.{md,json}.
 from __future__ import annotations
 
 import argparse
-import dataclasses
-import json
 import sys
-import time
-import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -30,14 +25,12 @@ import bnn_asym
 
 bnn_asym.set_cpu_devices(2)
 
-from bnn_asym.bench import harness  # noqa: E402
-from bnn_asym.bench.machine import machine_description  # noqa: E402
-from bnn_asym.bench.suites import load_suite  # noqa: E402
-from bnn_asym.io import atomic_write_text  # noqa: E402
-from bnn_asym.metrics.convergence import ess_bulk, rhat_summary  # noqa: E402
-from bnn_asym.posterior import class_probabilities  # noqa: E402
+from _results import write_results  # noqa: E402
+from _standard_mlp import problem_text, sample  # noqa: E402
 
-RESULTS = Path(__file__).parent / "results"
+from bnn_asym.bench.machine import machine_description  # noqa: E402
+from bnn_asym.metrics.convergence import ess_bulk, rhat_summary  # noqa: E402
+
 VARIANTS = (
     ("standard", "standard", "scaled"),
     ("W-Asym", "w_asym", "scaled"),
@@ -69,20 +62,7 @@ def layer_mixing(post) -> dict:
 
 
 def run(label: str, symmetry: str, figlu_init: str, options: dict) -> dict:
-    suite = load_suite("standard")
-    cell = next(c for c in suite.cells() if c.symmetry == symmetry)
-    cell = dataclasses.replace(cell, network=dataclasses.replace(cell.network, figlu_init=figlu_init))
-    ds = harness.load_data(cell)
-    model = harness.build_model(cell, ds)
-    start = time.perf_counter()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        post = bnn_asym.fit(
-            model, ds.X_train, ds.y_train, engine="nuts", init="ensemble", seed=1000, chain_method="auto",
-            progress=False, **options,
-        )  # fmt: skip
-    wall = time.perf_counter() - start
-    probs = class_probabilities(post.outputs(ds.X_test), "categorical").reshape(post.n_chains, post.n_draws, -1)
+    post, ds, probs, wall = sample(symmetry, "nuts", options, figlu_init=figlu_init)
     summary = rhat_summary(probs, ess="bulk")
     ess = ess_bulk(probs)
     moving = probs.mean((0, 1)) >= 0.01
@@ -150,19 +130,15 @@ def main(argv=None) -> int:
         else dict(num_chains=4, num_warmup=400, num_samples=400)
     )
     rows = [run(label, symmetry, figlu, options) for label, symmetry, figlu in VARIANTS]
-    ds = harness.load_data(next(iter(load_suite("standard").cells())))
     out = {
-        "problem": f"digits ({len(ds.X_train)} train / {len(ds.X_test)} test rows), the standard suite's MLP "
-        "64-16-16-10, prior_scale 1",
+        "problem": problem_text(),
         "options": options,
         "rows": rows,
         "machine": machine_description(),
         "quick": args.quick,
     }
     name = "nuts_mixing_quick" if args.quick else "nuts_mixing"
-    atomic_write_text(RESULTS / f"{name}.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / f"{name}.md", table(out))
-    print(table(out))
+    write_results(name, out, table(out))
     return 0
 
 

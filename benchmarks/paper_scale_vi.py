@@ -22,15 +22,12 @@ Writes benchmarks/results/paper_scale_vi[_gpu].{md,json}.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from pathlib import Path
 
-RESULTS = Path(__file__).parent / "results"
 PAPER_ELRG = dict(rank=4, per_layer=True, learn_diag=False, init_logvar=-10.0, lr=5e-4, batch_size=250, num_draws=25)
 
 FIRST_STEPS = r"""
@@ -124,9 +121,9 @@ def main():
     parser.add_argument("--quick", action="store_true", help="short runs, to check the script works")
     args = parser.parse_args()
     import jax
+    from _results import write_results
 
     from bnn_asym.bench.machine import machine_description
-    from bnn_asym.io import atomic_write_text
 
     ds, model = problem()
     device = jax.devices(args.device)[0]
@@ -162,10 +159,7 @@ def main():
         out["first_100_warm"] = first_steps(args.device, cache)
     print("first 100", out["first_100_cold"], out["first_100_warm"], flush=True)
     stem = "paper_scale_vi" + ("_gpu" if args.device == "gpu" else "") + ("_quick" if args.quick else "")
-    RESULTS.mkdir(exist_ok=True)
-    atomic_write_text(RESULTS / f"{stem}.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / f"{stem}.md", table(out))
-    print(table(out))
+    write_results(stem, out, table(out))
 
 
 def table(out: dict) -> str:

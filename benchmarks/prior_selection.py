@@ -11,22 +11,19 @@ Writes benchmarks/results/prior_selection.{md,json}.
 
 from __future__ import annotations
 
-import json
 import sys
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
+from _results import write_results
 
 import bnn_asym
 from bnn_asym import datasets
 from bnn_asym.bench.machine import machine_description
-from bnn_asym.io import atomic_write_text
 from bnn_asym.models import Prior
 from bnn_asym.warn import ConvergenceWarning
 
-RESULTS = Path(__file__).parent / "results"
 SUITE_SCALE = 1.0
 
 
@@ -61,9 +58,7 @@ def main() -> int:
         print(symmetry, row["ensemble"], flush=True)
         out["rows"][symmetry] = row
     out["machine"] = machine_description()
-    atomic_write_text(RESULTS / "prior_selection.json", json.dumps(out, indent=1))
-    atomic_write_text(RESULTS / "prior_selection.md", table(out))
-    print(table(out))
+    write_results("prior_selection", out, table(out))
     return 0
 
 

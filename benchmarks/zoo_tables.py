@@ -19,30 +19,21 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _results import RESULTS, write_results
 
 from bnn_asym import zoo
 from bnn_asym.bench.machine import machine_description
-from bnn_asym.io import atomic_write_text
 
-RESULTS = Path(__file__).parent / "results"
 # Lim et al. 2024, ResNet8 zoos on CIFAR-10 (metanets: test R^2 and Kendall tau; MLI: Table 5)
-PAPER_TAU = {
-    ("standard", "mlp"): 0.389,
-    ("w_asym", "mlp"): 0.864,
-    ("standard", "statnn"): 0.866,
-    ("w_asym", "statnn"): 0.935,
-    ("standard", "deepsets"): 0.617,
-    ("w_asym", "deepsets"): 0.858,
+PAPER_METANETS = {  # (symmetry, metanet): (test R^2, Kendall tau)
+    ("standard", "mlp"): (0.330, 0.389),
+    ("w_asym", "mlp"): (0.594, 0.864),
+    ("standard", "statnn"): (0.976, 0.866),
+    ("w_asym", "statnn"): (0.978, 0.935),
+    ("standard", "deepsets"): (0.855, 0.617),
+    ("w_asym", "deepsets"): (0.936, 0.858),
 }
 FAMILY_NAMES = {"cnn": "CNNs", "mlp": "MLPs", "resnet": "ResNets"}
-PAPER_R2 = {
-    ("standard", "mlp"): 0.330,
-    ("w_asym", "mlp"): 0.594,
-    ("standard", "statnn"): 0.976,
-    ("w_asym", "statnn"): 0.978,
-    ("standard", "deepsets"): 0.855,
-    ("w_asym", "deepsets"): 0.936,
-}
 PAPER_MLI = {
     "standard": {"monotonic": 0.263, "local_convexity": 0.548, "globally_convex": 0.823},
     "sigma_asym": {"monotonic": 0.873, "local_convexity": 0.675, "globally_convex": 0.976},
@@ -89,7 +80,8 @@ def _setting(result: dict) -> str:
     size_text = f" (free parameters: {sizes}; the paper's standard ResNet8 has 78,042)" if sizes else ""
     if result["config"]["family"] == "resnet":
         return (
-            f"The paper's architecture, ResNet8 with GroupNorm, at width 0.25{size_text}, on other data and "
+            f"The paper's architecture, ResNet{zoo.RESNET_DEPTH} with GroupNorm, at width {zoo.RESNET_WIDTH}"
+            f"{size_text}, on other data and "
             "a tenth of the networks: the paper trained 10,000 per variant on CIFAR-10 with AdamW."
         )
     return f"Not the paper's setting, 10,000 ResNet8 per variant on CIFAR-10{size_text}."
@@ -136,9 +128,8 @@ def markdown(result: dict) -> str:
     ]
     for s, by_kind in result["metanets"].items():
         for kind, r in by_kind.items():
-            paper_text = " | ".join(
-                f"{table[s, kind]:.3f}" if (s, kind) in table else "" for table in (PAPER_R2, PAPER_TAU)
-            )
+            paper = PAPER_METANETS.get((s, kind))
+            paper_text = " | ".join(f"{v:.3f}" for v in paper) if paper else " | "
             if "not_applicable" in r:
                 lines.append(f"| {s} | {kind} | - | not applicable | not applicable | {paper_text} |")
                 continue
@@ -186,8 +177,8 @@ def figure(result: dict, z: zoo.Zoo, path: Path) -> None:
         err = [r.get("tau_std", 0.0) for r in got]
         ax.bar(x, tau, width, yerr=err, capsize=2, label=s, color=f"C{i}")
         for xi, k in zip(x, kinds):
-            if (s, k) in PAPER_TAU:
-                ax.plot(xi, PAPER_TAU[s, k], "k_", ms=14, mew=2)
+            if (s, k) in PAPER_METANETS:
+                ax.plot(xi, PAPER_METANETS[s, k][1], "k_", ms=14, mew=2)
     ax.plot([], [], "k_", ms=14, mew=2, label="paper (ResNet8 zoos)")
     ax.set(
         xticks=np.arange(len(kinds)), xticklabels=kinds, ylabel="test Kendall tau", ylim=(min(0, ax.get_ylim()[0]), 1.3)
@@ -265,9 +256,7 @@ def main(argv=None) -> int:
     }
     RESULTS.mkdir(exist_ok=True)
     figure(result, z, RESULTS / f"{name}.png")
-    atomic_write_text(RESULTS / f"{name}.json", json.dumps(result, indent=1))
-    atomic_write_text(RESULTS / f"{name}.md", markdown(result))
-    print(markdown(result))
+    write_results(name, result, markdown(result))
     return 0
 
 

@@ -13,19 +13,16 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
-from pathlib import Path
 
 import jax
 import numpy as np
+from _results import write_results
 
 from bnn_asym import zoo
 from bnn_asym.bench.machine import machine_description
-from bnn_asym.io import atomic_write_text
 
-RESULTS = Path(__file__).parent / "results"
 EPOCHS = 2
 CHUNK = 50
 ALONE = 5  # networks trained one at a time per repeat
@@ -65,7 +62,6 @@ def main(argv=None) -> int:
         "speedup": max(rates["vmapped"]) / max(rates["alone"]),
         "machine": machine_description(),
     }
-    atomic_write_text(RESULTS / f"zoo_vmap_{args.family}.json", json.dumps(out, indent=1))
     table = "\n".join(
         [
             f"Zoo training speed ({out['problem']})",
@@ -80,8 +76,7 @@ def main(argv=None) -> int:
             "",
         ]
     )
-    atomic_write_text(RESULTS / f"zoo_vmap_{args.family}.md", table)
-    print(table)
+    write_results(f"zoo_vmap_{args.family}", out, table)
     return 0
 
 

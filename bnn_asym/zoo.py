@@ -100,16 +100,20 @@ def load_data(cfg: ZooConfig):
     return datasets.load(cfg.data, seed=cfg.seed, n_samples=cfg.n_samples)
 
 
+RESNET_DEPTH, RESNET_WIDTH = 8, 0.25  # the paper's ResNet8, at a quarter of its width
+
+
 def zoo_spec(cfg: ZooConfig, ds, symmetry: str):
     """The zoo's network: a small CNN with a global-average-pool head (convs of 8 and 16 channels on digits, 16
-    and 32 on MNIST), a small ResNet (depth 8, width 0.25), or an MLP (32, 32); one spec per symmetry kind."""
+    and 32 on MNIST), a small ResNet (``RESNET_DEPTH``, ``RESNET_WIDTH``), or an MLP (32, 32); one spec per
+    symmetry kind."""
     from .nets.builder import NetworkConfig, network_for_data
 
     small = ds.input_shape[-1] <= 8
     if cfg.family == "cnn":
         config = NetworkConfig("cnn", channels=(8, 16) if small else (16, 32), head="global_avg", seed=cfg.seed)
     elif cfg.family == "resnet":
-        config = NetworkConfig("resnet", depth=8, width=0.25, seed=cfg.seed)
+        config = NetworkConfig("resnet", depth=RESNET_DEPTH, width=RESNET_WIDTH, seed=cfg.seed)
     else:
         config = NetworkConfig("mlp", hidden=(32, 32), norm="none", seed=cfg.seed)
     return network_for_data(config, ds, symmetry)

@@ -244,6 +244,14 @@ def _log_axis(ax, which: str) -> None:
     axis.set_minor_formatter(NullFormatter())
 
 
+def reference_name(cells: list[dict]) -> str:
+    """What the figures call the reference: "the adjusted_mclmc reference" where every cell names the same sampler,
+    "the reference" where they differ or a cell does not say (stores from before cells held their reference's
+    settings)."""
+    samplers = {(c["config"].get("reference") or {}).get("engine") for c in cells}
+    return f"the {samplers.pop()} reference" if len(samplers) == 1 and None not in samplers else "the reference"
+
+
 def plot_reference_distance(cells: list[dict], path) -> Path | None:
     """Per data set and network: every engine's distance to the reference posterior's predictive (total
     variation; Wasserstein-1 for regression) and its test NLL, one bar per symmetry, mean over seeds with
@@ -260,7 +268,7 @@ def plot_reference_distance(cells: list[dict], path) -> Path | None:
     engines = list(dict.fromkeys(c["config"]["engine"]["label"] for c in cells))  # suite order
     symmetries = [s for s in SYMMETRY_ORDER if any(c["config"]["symmetry"] == s for c in cells)]
     distance_label = "total variation" if distance == "total_variation" else "W1"
-    panels = ((distance, f"{distance_label} to the NUTS reference"), ("nll", "test NLL"))
+    panels = ((distance, f"{distance_label} to {reference_name(cells)}"), ("nll", "test NLL"))
     fig, axes = plt.subplots(len(problems), 2, figsize=(9, 0.45 * len(engines) * len(problems) + 1.2), squeeze=False)
     for row, (data, network) in enumerate(problems):
         for col, (metric, label) in enumerate(panels):

@@ -62,7 +62,7 @@ BUILTIN_DIR = Path(__file__).parent / "suites"
 METRIC_GROUPS = ("calibration", "agreement", "convergence", "multimodality", "ood", "shift")
 FAMILIES = ("mlp", "cnn")
 SUITE_VERSION = 3  # part of every cell's key: bump when a cell's computation changes (2: ELRG noise keys split;
-# 3: reference rounds add up their draws)
+# 3: reference rounds add up their draws; a cell's key holds its reference's settings)
 
 
 class SuiteError(ValueError):
@@ -132,10 +132,16 @@ class ReferenceSpec:
     init: str = "ensemble"
     max_rounds: int = 3
 
+    def settings(self) -> dict:
+        """What the reference's draws depend on (not max_rounds: more rounds estimate the same posterior, ``bnn-asym
+        reference --extend``)."""
+        return {"engine": self.engine, "options": dict(self.options), "seed": self.seed, "init": self.init}
+
 
 @dataclass(frozen=True)
 class Cell:
-    """One fit of the grid: everything that determines its numbers is in ``config()``."""
+    """One fit of the grid: everything that determines its numbers is in ``config()`` -- the reference it is
+    scored against included, where it has one."""
 
     suite: str
     data: DataSpec
@@ -146,6 +152,7 @@ class Cell:
     chain_method: str
     metrics: tuple
     agreement_target: float
+    reference: ReferenceSpec | None = None
 
     def config(self) -> dict:
         return {
@@ -165,6 +172,7 @@ class Cell:
             "chain_method": self.chain_method,
             "metrics": list(self.metrics),
             "agreement_target": self.agreement_target,
+            "reference": None if self.reference is None else self.reference.settings(),
         }
 
     @property
@@ -181,12 +189,7 @@ class Cell:
             "data": dataclasses.asdict(self.data),
             "network": dataclasses.asdict(self.network),
             "symmetry": self.symmetry,
-            "reference": {
-                "engine": reference.engine,
-                "options": dict(reference.options),
-                "seed": reference.seed,
-                "init": reference.init,
-            },  # not max_rounds: more rounds estimate the same posterior (``bnn-asym reference --extend``)
+            "reference": reference.settings(),
         }
 
 
@@ -206,8 +209,9 @@ class Suite:
     source: str = field(default="", compare=False)
 
     def cells(self) -> list[Cell]:
+        scored_against = self.reference if "agreement" in self.metrics else None
         return [
-            Cell(self.name, d, n, s, e, seed, self.chain_method, self.metrics, self.agreement_target)
+            Cell(self.name, d, n, s, e, seed, self.chain_method, self.metrics, self.agreement_target, scored_against)
             for d in self.data
             for n in self.networks
             for s in self.symmetries

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from bnn_asym.bench.store import job_key
 from bnn_asym.bench.suites import SuiteError, builtin_suites, load_suite, parse_suite
 
 MINIMAL = {
@@ -42,6 +43,15 @@ def test_standard_priors_is_the_standard_suite_under_a_wider_prior():
         standard.metrics,
     )
     assert wider.reference == standard.reference
+
+
+def test_mcmc_symmetry_shares_the_standard_suites_references():
+    """One store serves both suites and computes each reference once: every mcmc-symmetry cell's reference config
+    is a standard cell's."""
+    standard, mcmc = load_suite("standard"), load_suite("mcmc-symmetry")
+    assert mcmc.reference == standard.reference
+    shared = {job_key(c.reference_config(standard.reference)) for c in standard.cells()}
+    assert {job_key(c.reference_config(mcmc.reference)) for c in mcmc.cells()} == shared
 
 
 def test_paper_bnn_prior10_is_paper_bnn_under_the_papers_prior():
@@ -172,3 +182,36 @@ def test_files_toml_and_yaml_and_errors(tmp_path):
         load_suite(tmp_path / "broken.toml")
     with pytest.raises(SuiteError, match="neither a built-in"):
         load_suite("no-such-suite")
+
+
+def test_a_cells_key_holds_the_reference_it_is_scored_against():
+    """Agreement numbers depend on the reference: a changed reference sampler, its options or seed gives new cell
+    keys (a store does not reuse cells scored against another reference); max_rounds does not (more rounds estimate
+    the same posterior), nor does a reference in a suite that scores no agreement."""
+    import dataclasses
+
+    base = parse_suite({**MINIMAL, "metrics": ["agreement"], "reference": {"options": {"num_chains": 2}}}, "t")
+    keys = {c.key for c in base.cells()}
+
+    def keys_with(**changes):
+        return {c.key for c in base.with_overrides(reference=dataclasses.replace(base.reference, **changes)).cells()}
+
+    assert keys_with(engine="adjusted_mclmc").isdisjoint(keys)
+    assert keys_with(seed=7).isdisjoint(keys)
+    assert keys_with(options=(("num_chains", 4),)).isdisjoint(keys)
+    assert keys_with(max_rounds=5) == keys
+    unscored = parse_suite({**MINIMAL, "reference": {"options": {"num_chains": 2}}}, "t")
+    assert all(c.config()["reference"] is None for c in unscored.cells())
+    assert base.cells()[0].config()["reference"]["engine"] == base.reference.engine
+
+
+def test_the_report_names_the_reference_sampler_its_cells_share():
+    from bnn_asym.bench.report import reference_name
+
+    def cell(reference):
+        return {"config": {"reference": reference}}
+
+    amclmc, nuts = {"engine": "adjusted_mclmc"}, {"engine": "nuts"}
+    assert reference_name([cell(amclmc), cell(amclmc)]) == "the adjusted_mclmc reference"
+    assert reference_name([cell(amclmc), cell(nuts)]) == "the reference"
+    assert reference_name([cell(amclmc), {"config": {}}]) == "the reference"  # a store from before cells said
