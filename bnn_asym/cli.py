@@ -341,7 +341,7 @@ def _cmd_bench(args) -> int:
 
         overrides["networks"] = tuple(dataclasses.replace(n, init=args.init) for n in suite.networks)
     suite = suite.with_overrides(**overrides) if overrides else suite
-    if args.backend == "inprocess":
+    if args.scheduler is None:  # references (and in-process cells) run their chains in parallel over 2 devices
         from . import set_cpu_devices
 
         set_cpu_devices(2)

@@ -586,7 +586,11 @@ def run_suite(
     done = store.done()
     todo = [c for c in cells if c.key not in done]
     log(f"suite {suite.name!r}: {len(cells)} cells, {len(cells) - len(todo)} already in {store.path}")
-    references = _references(suite, cells, store, executor, progress, log)
+    # References run here, one after another, each with its chains in parallel over this process's devices: spread
+    # over local workers, the slowest reference (sigma-Asym's, 35 of 49 minutes) ran on one core while the other
+    # idled. Only a dask cluster's own workers (a scheduler address) take them.
+    reference_executor = executor if scheduler is not None else _executor("inprocess", 1, None)
+    references = _references(suite, cells, store, reference_executor, progress, log)
     args = []
     for c in todo:
         ref = references.get(job_key(c.reference_config(suite.reference))) if suite.reference else None

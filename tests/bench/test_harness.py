@@ -98,6 +98,29 @@ def test_backends_give_the_same_rows_as_in_process(tmp_path, backend):
         assert a[k] == pytest.approx(b[k], rel=1e-6, abs=1e-9, nan_ok=True), k
 
 
+def test_references_run_in_this_process_whatever_the_local_backend(tmp_path, monkeypatch):
+    """Spread over local workers, the slowest reference held one core while the other idled; here each runs in
+    turn with its chains over this process's devices."""
+    import os
+
+    from bnn_asym.bench import harness
+
+    ran_in = []
+
+    def fake_reference(cell, reference, log=None):
+        ran_in.append((os.getpid(), cell.symmetry))
+        return {"flagged": False, "rhat_pred_max": 1.0, "threshold": 1.01, "wall_s": 0.0}
+
+    monkeypatch.setattr(harness, "compute_reference", fake_reference)
+    suite = parse_suite(TRIMMED)
+    store = BenchStore(tmp_path / "r.sqlite")
+    monkeypatch.setattr(store, "done", lambda: {c.key for c in suite.cells()})  # no cells to run: references only
+    summary = run_suite(suite, store, backend="joblib", jobs=2, progress=False)
+    assert summary["references"] == 2 and summary["computed"] == 0
+    assert sorted(ran_in) == [(os.getpid(), "standard"), (os.getpid(), "w_asym")]
+    assert len(store.references()) == 2
+
+
 def test_a_killed_run_resumes_without_duplicate_rows(tmp_path):
     suite_file = tmp_path / "s.toml"
     suite_file.write_text(
