@@ -11,6 +11,11 @@ parameters and of its predictions at 200 training inputs (2,000 quantities) -- b
 (vectorised over quantities) vs ArviZ's ``array_stats`` (a Python loop per quantity, whose ESS loop runs
 longer the more autocorrelated a chain is), alternated 3 times, best of each, with the largest difference.
 
+Then every scorer of the final scoring timed alone on that cell, and the OOD scoring's uncertainty scores two
+ways: all four criteria from one check and one entropy decomposition per set (``uncertainty_scores``, what
+``Posterior.evaluate`` does) vs one criterion at a time (``uncertainty_score``, what it did: the test set's
+decomposition redone for every criterion of every OOD set), alternated 3 times, best of each.
+
 Run:  python benchmarks/mcmc_cell_scoring.py
 Writes benchmarks/results/mcmc_cell_scoring.{md,json}.
 """
@@ -106,6 +111,57 @@ def summaries(cell) -> dict:
     return out
 
 
+def scorers(cell, reference) -> dict:
+    from bnn_asym.bench import harness
+
+    fitted = harness.fit_cell(cell, reference)
+    groups = harness.ALWAYS_SCORED + tuple(harness.SCORERS[g] for g in cell.metrics if g in harness.SCORERS)
+    seconds = {}
+    for scorer in groups:
+        start = time.perf_counter()
+        scorer(fitted)
+        seconds[scorer.__name__] = time.perf_counter() - start
+    print("scorers", seconds, flush=True)
+    return {"seconds": seconds, "ood_scores": ood_scores(fitted)}
+
+
+def ood_scores(fitted) -> dict:
+    from bnn_asym.bench.harness import ood_kinds
+    from bnn_asym.datasets import ood_inputs
+    from bnn_asym.metrics.uncertainty import CRITERIA, ood_detection, uncertainty_score, uncertainty_scores
+
+    post, ds = fitted.post, fitted.ds
+    test = post.draw_probabilities(ds.X_test)
+    sets = [post.draw_probabilities(ood_inputs(ds, kind, seed=0)) for kind in ood_kinds(ds)]
+
+    def at_once():
+        scores = uncertainty_scores(test)
+        return [[ood_detection(scores[c], s[c])["auroc"] for c in CRITERIA] for s in map(uncertainty_scores, sets)]
+
+    def one_by_one():
+        return [
+            [ood_detection(uncertainty_score(test, c), uncertainty_score(s, c))["auroc"] for c in CRITERIA]
+            for s in sets
+        ]
+
+    times: dict[str, list[float]] = {"at_once": [], "one_by_one": []}
+    results = {}
+    for _ in range(3):
+        for side, fn in (("at_once", at_once), ("one_by_one", one_by_one)):
+            start = time.perf_counter()
+            results[side] = np.asarray(fn())
+            times[side].append(time.perf_counter() - start)
+    out = {
+        "probs_shape": list(test.shape),
+        "ood_sets": len(sets),
+        "seconds": times,
+        "speedup": min(times["one_by_one"]) / min(times["at_once"]),
+        "max_abs_difference": float(np.abs(results["at_once"] - results["one_by_one"]).max()),
+    }
+    print("ood scores", out, flush=True)
+    return out
+
+
 def main():
     import torch
     from _results import write_results
@@ -114,7 +170,12 @@ def main():
 
     torch.set_num_threads(1)
     cell, reference = cell_and_reference()
-    out = {"machine": machine_description(), "cell": whole_cell(cell, reference), "summaries": summaries(cell)}
+    out = {
+        "machine": machine_description(),
+        "cell": whole_cell(cell, reference),
+        "summaries": summaries(cell),
+        "scorers": scorers(cell, reference),
+    }
     write_results("mcmc_cell_scoring", out, table(out))
 
 
@@ -141,6 +202,21 @@ def table(out: dict) -> str:
             f"| {name} {tuple(r['shape'])} | {min(r['seconds']['bnn_asym']):.2f} | "
             f"{min(r['seconds']['arviz']):.2f} | {r['speedup']:.1f}x | {r['max_relative_difference']:.1e} |"
         )
+    scorer_seconds = out["scorers"]["seconds"]
+    o = out["scorers"]["ood_scores"]
+    lines += [
+        "",
+        "The final scoring, scorer by scorer (one fit, each scorer once):",
+        "",
+        "| scorer | seconds |",
+        "|---|---|",
+        *(f"| {name} | {s:.2f} |" for name, s in scorer_seconds.items()),
+        "",
+        f"OOD detection by the four uncertainty criteria, test set vs {o['ood_sets']} OOD sets, per-draw "
+        f"probabilities {tuple(o['probs_shape'])}, best of 3 alternated: all criteria from one decomposition per "
+        f"set {min(o['seconds']['at_once']):.2f} s, one criterion at a time {min(o['seconds']['one_by_one']):.2f} s "
+        f"({o['speedup']:.1f}x); largest AUROC difference {o['max_abs_difference']:.1e}.",
+    ]
     lines += ["", f"Machine: {out['machine']}", ""]
     return "\n".join(lines)
 

@@ -291,13 +291,7 @@ class Posterior:
         ood: None, an array of inputs shaped like X, or a dict name -> such array (``bnn_asym.datasets``
         builds them: ``ood_inputs``, ``rotated``, ``heldout_classes``)."""
         from .metrics import classification_metrics, regression_metrics
-        from .metrics.uncertainty import (
-            CRITERIA,
-            entropy_decomposition,
-            ood_detection,
-            risk_coverage,
-            uncertainty_score,
-        )
+        from .metrics.uncertainty import CRITERIA, ood_detection, risk_coverage, uncertainty_scores
 
         X = self._check_X(X)
         y = np.asarray(y)
@@ -318,22 +312,20 @@ class Posterior:
                 out["ood"][name] = {"predictive_std": ood_detection(std, self.predict(inputs)[1])}
             return out
         probs = self.draw_probabilities(X)
-        parts = entropy_decomposition(probs)
+        scores = uncertainty_scores(probs)
         out = {
             "metrics": classification_metrics(probs.mean(0), y),
             "uncertainty": {
-                "total_entropy": float(parts["total"].mean()),
-                "expected_entropy": float(parts["expected"].mean()),
-                "mutual_information": float(parts["mutual_information"].mean()),
+                "total_entropy": float(scores["total_entropy"].mean()),
+                "expected_entropy": float(scores["expected_entropy"].mean()),
+                "mutual_information": float(scores["mutual_information"].mean()),
                 "aurc": risk_coverage(probs, y)["aurc"],
             },
             "ood": {},
         }
         for name, inputs in sets.items():
-            ood_probs = self.draw_probabilities(inputs)
-            out["ood"][name] = {
-                c: ood_detection(uncertainty_score(probs, c), uncertainty_score(ood_probs, c)) for c in CRITERIA
-            }
+            ood_scores = uncertainty_scores(self.draw_probabilities(inputs))
+            out["ood"][name] = {c: ood_detection(scores[c], ood_scores[c]) for c in CRITERIA}
         return out
 
     def sample_predictive(self, X, seed: int = 0) -> np.ndarray:
@@ -504,9 +496,10 @@ def class_probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:
     """Network outputs -> probabilities: sigmoid of the logit (bernoulli), softmax over the last axis otherwise."""
     if likelihood == "bernoulli":
         return 1 / (1 + np.exp(-out))
-    z = out - out.max(-1, keepdims=True)
-    p = np.exp(z)
-    return p / p.sum(-1, keepdims=True)
+    p = out - out.max(-1, keepdims=True)
+    np.exp(p, out=p)  # in place: (draws, rows, classes) arrays of many-draw posteriors run to 100s of MB
+    p /= p.sum(-1, keepdims=True)
+    return p
 
 
 def per_draw_class_probabilities(out: np.ndarray, likelihood: str) -> np.ndarray:

@@ -26,7 +26,7 @@ from .calibration import (
 )
 from .convergence import chainwise_rhat, ess_rates, nested_rhat, rhat_summary, time_to_target, time_to_within
 from .multimodality import aligned_rhat, chain_barriers, coupon_collector, mode_count, predictive_distances
-from .uncertainty import entropy_decomposition, ood_detection, risk_coverage, uncertainty_score
+from .uncertainty import entropy_decomposition, ood_detection, risk_coverage, uncertainty_score, uncertainty_scores
 
 __all__ = [
     "accuracy",
@@ -62,4 +62,5 @@ __all__ = [
     "time_to_within",
     "total_variation",
     "uncertainty_score",
+    "uncertainty_scores",
 ]

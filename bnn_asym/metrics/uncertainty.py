@@ -6,7 +6,8 @@ From a posterior's per-draw class probabilities ``probs`` (draws, rows, classes)
   the expected entropy ``E_w H[p(y|x,w)]`` (aleatoric) and their difference, the mutual information between
   the label and the weights (epistemic, >= 0; 0 for a single draw). The mean of the draws' entropies is the
   *expected* entropy, not the total one: a criterion called "entropy" must say which it is.
-- ``uncertainty_score``: one number per row, higher = more uncertain, for each ``CRITERIA`` entry.
+- ``uncertainty_score``: one number per row, higher = more uncertain, for each ``CRITERIA`` entry
+  (``uncertainty_scores``: all of them at once).
 - ``ood_detection``: AUROC, AUPR and FPR at 95% TPR of a score separating in-distribution rows (label 0) from
   out-of-distribution rows (label 1), both sets pooled (scikit-learn's ``roc_auc_score``,
   ``average_precision_score`` and ``roc_curve``).
@@ -53,7 +54,10 @@ def _entropy(p: np.ndarray) -> np.ndarray:
 def entropy_decomposition(probs) -> dict[str, np.ndarray]:
     """Per row: ``total`` entropy of the averaged prediction, ``expected`` entropy of the draws (aleatoric),
     ``mutual_information`` = total - expected (epistemic, clipped at 0 against rounding)."""
-    p = _check_probs(probs)
+    return _decomposition(_check_probs(probs))
+
+
+def _decomposition(p: np.ndarray) -> dict[str, np.ndarray]:
     total = _entropy(p.mean(0))
     expected = _entropy(p).mean(0)
     return {"total": total, "expected": expected, "mutual_information": np.maximum(total - expected, 0.0)}
@@ -67,8 +71,21 @@ def uncertainty_score(probs, criterion: str = "total_entropy") -> np.ndarray:
     p = _check_probs(probs)
     if criterion == "max_probability":
         return 1.0 - p.mean(0).max(-1)
-    parts = entropy_decomposition(p)
+    parts = _decomposition(p)
     return parts[{"total_entropy": "total", "expected_entropy": "expected"}.get(criterion, criterion)]
+
+
+def uncertainty_scores(probs) -> dict[str, np.ndarray]:
+    """Every ``CRITERIA`` score per row (``uncertainty_score``'s numbers) from one check of ``probs`` and one
+    entropy decomposition: scoring a set by all four criteria costs one criterion's time."""
+    p = _check_probs(probs)
+    parts = _decomposition(p)
+    return {
+        "total_entropy": parts["total"],
+        "expected_entropy": parts["expected"],
+        "mutual_information": parts["mutual_information"],
+        "max_probability": 1.0 - p.mean(0).max(-1),
+    }
 
 
 def ood_detection(in_scores, ood_scores) -> dict[str, float]:

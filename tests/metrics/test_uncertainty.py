@@ -10,6 +10,7 @@ from bnn_asym.metrics.uncertainty import (
     ood_detection,
     risk_coverage,
     uncertainty_score,
+    uncertainty_scores,
 )
 
 
@@ -83,6 +84,15 @@ def test_uncertainty_scores_rank_a_confident_row_below_an_uncertain_one():
         s = uncertainty_score(probs, criterion)
         assert s.shape == (2,) and s[0] < s[1], criterion
     np.testing.assert_allclose(uncertainty_score(probs, "max_probability"), 1 - probs.mean(0).max(-1))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_all_scores_at_once_equal_each_criterion_alone(seed):
+    probs = random_probs(np.random.default_rng(seed))
+    scores = uncertainty_scores(probs)
+    assert set(scores) == set(CRITERIA)
+    for criterion in CRITERIA:
+        np.testing.assert_array_equal(scores[criterion], uncertainty_score(probs, criterion))
 
 
 def test_risk_coverage_of_a_perfect_ranking_and_of_a_worst_one():
