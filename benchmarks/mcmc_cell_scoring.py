@@ -115,9 +115,8 @@ def scorers(cell, reference) -> dict:
     from bnn_asym.bench import harness
 
     fitted = harness.fit_cell(cell, reference)
-    groups = harness.ALWAYS_SCORED + tuple(harness.SCORERS[g] for g in cell.metrics if g in harness.SCORERS)
     seconds = {}
-    for scorer in groups:
+    for scorer in harness.cell_scorers(cell):
         start = time.perf_counter()
         scorer(fitted)
         seconds[scorer.__name__] = time.perf_counter() - start

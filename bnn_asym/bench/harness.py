@@ -444,11 +444,16 @@ SCORERS: dict[str, Callable[[FittedCell], Scores]] = {
 }
 
 
+def cell_scorers(cell: Cell) -> tuple[Callable[[FittedCell], Scores], ...]:
+    """The scorers a cell gets: those every cell gets, then those of its metric groups."""
+    return ALWAYS_SCORED + tuple(SCORERS[g] for g in cell.metrics if g in SCORERS)
+
+
 def score_cell(f: FittedCell) -> tuple[dict, dict]:
     """(metrics, artifacts) of a fitted cell: the scorers every cell gets, then those of its metric groups."""
     metrics: dict = {}
     artifacts: dict = {}
-    for scorer in ALWAYS_SCORED + tuple(SCORERS[g] for g in f.cell.metrics if g in SCORERS):
+    for scorer in cell_scorers(f.cell):
         m, a = scorer(f)
         metrics.update(m)
         artifacts.update(a)

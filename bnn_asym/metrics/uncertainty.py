@@ -22,6 +22,11 @@ from __future__ import annotations
 import numpy as np
 
 CRITERIA = ("total_entropy", "expected_entropy", "mutual_information", "max_probability")
+_DECOMPOSITION_PART = {  # criterion -> its term of entropy_decomposition
+    "total_entropy": "total",
+    "expected_entropy": "expected",
+    "mutual_information": "mutual_information",
+}
 PROBABILITY_TOLERANCE = 1e-3  # rows must sum to 1 within this (float32 softmax outputs do to ~1e-6)
 
 
@@ -70,9 +75,8 @@ def uncertainty_score(probs, criterion: str = "total_entropy") -> np.ndarray:
         raise ValueError(f"criterion={criterion!r} is not valid; accepted: {', '.join(CRITERIA)}")
     p = _check_probs(probs)
     if criterion == "max_probability":
-        return 1.0 - p.mean(0).max(-1)
-    parts = _decomposition(p)
-    return parts[{"total_entropy": "total", "expected_entropy": "expected"}.get(criterion, criterion)]
+        return _max_probability_score(p)
+    return _decomposition(p)[_DECOMPOSITION_PART[criterion]]
 
 
 def uncertainty_scores(probs) -> dict[str, np.ndarray]:
@@ -80,12 +84,11 @@ def uncertainty_scores(probs) -> dict[str, np.ndarray]:
     entropy decomposition: scoring a set by all four criteria costs one criterion's time."""
     p = _check_probs(probs)
     parts = _decomposition(p)
-    return {
-        "total_entropy": parts["total"],
-        "expected_entropy": parts["expected"],
-        "mutual_information": parts["mutual_information"],
-        "max_probability": 1.0 - p.mean(0).max(-1),
-    }
+    return {**{c: parts[part] for c, part in _DECOMPOSITION_PART.items()}, "max_probability": _max_probability_score(p)}
+
+
+def _max_probability_score(p: np.ndarray) -> np.ndarray:
+    return 1.0 - p.mean(0).max(-1)
 
 
 def ood_detection(in_scores, ood_scores) -> dict[str, float]:
